@@ -1,0 +1,324 @@
+//! The PostgreSQL event store.
+//!
+//! - An append is one call of the `event_store.append` function: one round trip, one
+//!   transaction, any number of streams (atomic multi-stream append).
+//! - Optimistic concurrency comes from the database: the function checks each stream's
+//!   current version, and the unique `(stream_id, stream_version)` index settles races.
+//! - The global log is read in `(transaction_id, position)` order, only up to the oldest
+//!   running transaction, so an event that commits late is never skipped (invariant 4).
+
+mod errors;
+mod sql;
+mod wakeup;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::envelope::{RecordedEvent, StreamId};
+use crate::position::LogPosition;
+use crate::store::{
+    AppendRequest, Appended, AppendedEvent, Capabilities, EventStore, EventStream, Result,
+    StoreError, StoredResponse, SubscriptionOptions,
+};
+use errors::{Failure, classify};
+use wakeup::Wakeup;
+
+/// The migrations of the event store schema (`event_store`).
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    // Each crate keeps its own migration history, so their version numbers never collide.
+    migrator.dangerous_set_table_name("event_store_migrations");
+    migrator
+}
+
+/// Apply the event store migrations.
+pub async fn migrate(pool: &PgPool) -> std::result::Result<(), sqlx::migrate::MigrateError> {
+    migrator().run(pool).await
+}
+
+/// Options of the PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStoreOptions {
+    pub subscription: SubscriptionOptions,
+    /// Report the atomic multi-stream append capability. Switched off only to exercise the
+    /// reserve / compensate checkout path that stores without it (KurrentDB) take.
+    pub atomic_multi_stream: bool,
+    /// Retries of an append that lost a race on a stream appended with `ExpectedVersion::Any`.
+    pub any_version_retries: u32,
+}
+
+impl Default for PgStoreOptions {
+    fn default() -> Self {
+        Self { subscription: SubscriptionOptions::default(), atomic_multi_stream: true, any_version_retries: 10 }
+    }
+}
+
+/// Connection pool settings for a process that appends and reads.
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        // Fail fast when the database is down: callers get a retryable error, not a hang.
+        .acquire_timeout(Duration::from_secs(5))
+}
+
+/// Connect options for a URL, named `agora` in `pg_stat_activity`.
+pub fn connect_options(url: &str) -> std::result::Result<PgConnectOptions, sqlx::Error> {
+    Ok(PgConnectOptions::from_str(url)?.application_name("agora"))
+}
+
+#[derive(Clone)]
+pub struct PgEventStore {
+    pool: PgPool,
+    options: Arc<PgStoreOptions>,
+    wakeup: Arc<Wakeup>,
+}
+
+impl PgEventStore {
+    /// A store over an existing pool (migrations must have run). Spawns the wake-up task:
+    /// call inside a tokio runtime.
+    pub fn new(pool: PgPool, options: PgStoreOptions) -> Self {
+        let wakeup = Wakeup::new(pool.clone());
+        Self { pool, options: Arc::new(options), wakeup }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Append inside a transaction the caller owns and commits (and then calls
+    /// [`wake_subscribers`](Self::wake_subscribers)). After an error the transaction is
+    /// aborted; a conflict still names the stream and its actual version.
+    pub async fn append_in(&self, conn: &mut PgConnection, request: AppendRequest) -> Result<Appended> {
+        request.validate()?;
+        let error = match sql::append(&mut *conn, &request).await {
+            Ok(rows) => return Ok(appended(&request, rows, false)),
+            Err(error) => error,
+        };
+        match self.explain_failure(&request, error).await {
+            Failure::Replayed(appended) => Ok(appended),
+            Failure::Conflict(conflict) => Err(conflict),
+            // Inside the caller's transaction there is no second try: it lost a race.
+            Failure::Retry => Err(self.conflict_or(&request, StoreError::InvalidAppend("lost a race to a concurrent append".into())).await),
+            Failure::Error(error) => Err(error),
+        }
+    }
+
+    /// Tell subscribers that something was appended outside `append` (e.g. by `append_in`
+    /// after the caller committed).
+    pub fn wake_subscribers(&self) {
+        self.wakeup.appended();
+    }
+
+    /// Work out why an append failed: a replay, a version conflict, a lost race on an
+    /// `Any` stream (retry), or a database error.
+    async fn explain_failure(&self, request: &AppendRequest, error: sqlx::Error) -> Failure {
+        let kind = classify(&error);
+        if kind.may_be_replay() {
+            match self.replayed(request).await {
+                Ok(Some(appended)) => return Failure::Replayed(appended),
+                Ok(None) => {}
+                Err(lookup) => return Failure::Error(lookup),
+            }
+        }
+        kind.into_failure(error, request)
+    }
+
+    /// If the request's events are already stored, the earlier result.
+    async fn replayed(&self, request: &AppendRequest) -> Result<Option<Appended>> {
+        let ids: Vec<Uuid> = request.streams.iter().flat_map(|s| s.events.iter().map(|e| e.event_id)).collect();
+        let found = sql::find_events(&self.pool, &ids).await.map_err(errors::store_error)?;
+        if found.is_empty() {
+            return Ok(None);
+        }
+        if found.len() != ids.len() {
+            return Err(StoreError::InvalidAppend(
+                "some of these event ids are already stored and some are not: not a replay of one append".into(),
+            ));
+        }
+        let by_id: HashMap<Uuid, AppendedEvent> = found
+            .into_iter()
+            .map(|(event_id, stream, version, commit, prepare)| {
+                (event_id, AppendedEvent {
+                    event_id,
+                    stream_id: StreamId::from_raw(stream),
+                    stream_version: u64::try_from(version).unwrap_or(0),
+                    position: LogPosition::new(u64::try_from(commit).unwrap_or(0), u64::try_from(prepare).unwrap_or(0)),
+                })
+            })
+            .collect();
+        let events = ids.iter().filter_map(|id| by_id.get(id).cloned()).collect();
+        Ok(Some(Appended { events, replayed: true }))
+    }
+
+    /// The first stream whose actual version contradicts its expectation, as a conflict;
+    /// otherwise `fallback`.
+    async fn conflict_or(&self, request: &AppendRequest, fallback: StoreError) -> StoreError {
+        let names: Vec<&str> = request.streams.iter().map(|s| s.stream_id.as_str()).collect();
+        let Ok(actual) = sql::stream_versions(&self.pool, &names).await else {
+            return fallback;
+        };
+        let actual: HashMap<String, i64> = actual.into_iter().collect();
+        for stream in &request.streams {
+            let version = actual.get(stream.stream_id.as_str()).copied().unwrap_or(0);
+            let version = u64::try_from(version).unwrap_or(0);
+            if !stream.expected.accepts(version) {
+                return StoreError::Conflict { stream: stream.stream_id.clone(), expected: stream.expected, actual: version };
+            }
+        }
+        fallback
+    }
+
+    async fn live_events(self, after: LogPosition) -> EventStream {
+        let changes = self.wakeup.watch(&self.pool).await;
+        let state = Subscription { store: self, position: after, changes, pending_backoff: None };
+        futures_util::stream::unfold(Some(state), |state| async move {
+            let mut state = state?;
+            match state.next_page().await {
+                Ok(page) => Some((futures_util::stream::iter(page.into_iter().map(Ok)).left_stream(), Some(state))),
+                // Yield the error, then end the stream.
+                Err(error) => Some((futures_util::stream::iter([Err(error)]).right_stream(), None)),
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+}
+
+/// Match the function's rows back to the request's events, in request order.
+fn appended(request: &AppendRequest, rows: Vec<sql::AppendedRow>, replayed: bool) -> Appended {
+    let mut by_id: HashMap<Uuid, sql::AppendedRow> = rows.into_iter().map(|row| (row.event_id, row)).collect();
+    let mut events = Vec::with_capacity(by_id.len());
+    for stream in &request.streams {
+        for event in &stream.events {
+            if let Some(row) = by_id.remove(&event.event_id) {
+                events.push(AppendedEvent {
+                    event_id: row.event_id,
+                    stream_id: stream.stream_id.clone(),
+                    stream_version: u64::try_from(row.stream_version).unwrap_or(0),
+                    position: LogPosition::new(
+                        u64::try_from(row.transaction_id).unwrap_or(0),
+                        u64::try_from(row.position).unwrap_or(0),
+                    ),
+                });
+            }
+        }
+    }
+    Appended { events, replayed }
+}
+
+struct Subscription {
+    store: PgEventStore,
+    position: LogPosition,
+    changes: watch::Receiver<u64>,
+    /// Set while committed events wait behind an older running transaction.
+    pending_backoff: Option<Duration>,
+}
+
+impl Subscription {
+    /// The next non-empty page of events, waiting as long as it takes.
+    async fn next_page(&mut self) -> Result<Vec<RecordedEvent>> {
+        let options = &self.store.options.subscription;
+        loop {
+            // Mark wake-ups seen *before* reading, so one that arrives during the read is
+            // not lost.
+            self.changes.borrow_and_update();
+            let page = sql::read_all(&self.store.pool, self.position, options.page_size)
+                .await
+                .map_err(errors::store_error)?;
+            if let Some(last) = page.last() {
+                self.position = last.position;
+                self.pending_backoff = None;
+                return Ok(page);
+            }
+            if sql::events_pending(&self.store.pool).await.map_err(errors::store_error)? {
+                // Committed events are waiting for an older transaction to finish: look
+                // again soon, backing off while it stays open.
+                let delay = self.pending_backoff.map_or(Duration::from_millis(1), |d| (d * 2).min(Duration::from_millis(50)));
+                self.pending_backoff = Some(delay);
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            self.pending_backoff = None;
+            tokio::select! {
+                changed = self.changes.changed() => {
+                    if changed.is_err() {
+                        // The store is gone; fall back to polling.
+                        tokio::time::sleep(options.poll_interval).await;
+                    }
+                }
+                () = tokio::time::sleep(options.poll_interval) => {}
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { atomic_multi_stream: self.options.atomic_multi_stream, transactional_idempotency: true }
+    }
+
+    #[tracing::instrument(level = "debug", name = "append", skip_all, fields(streams = request.streams.len(), events = request.event_count()))]
+    async fn append(&self, request: AppendRequest) -> Result<Appended> {
+        request.validate()?;
+        if !self.options.atomic_multi_stream && request.streams.iter().filter(|s| !s.events.is_empty()).count() > 1 {
+            return Err(StoreError::InvalidAppend(
+                "this store is configured without atomic multi-stream appends".into(),
+            ));
+        }
+        let mut retries = 0;
+        loop {
+            let error = match sql::append(&self.pool, &request).await {
+                Ok(rows) => {
+                    self.wakeup.appended();
+                    return Ok(appended(&request, rows, false));
+                }
+                Err(error) => error,
+            };
+            match self.explain_failure(&request, error).await {
+                Failure::Replayed(appended) => return Ok(appended),
+                Failure::Conflict(conflict) => return Err(conflict),
+                Failure::Retry if retries < self.options.any_version_retries => {
+                    retries += 1;
+                    continue;
+                }
+                Failure::Retry => {
+                    return Err(self
+                        .conflict_or(&request, StoreError::InvalidAppend("too many concurrent appends, try again".into()))
+                        .await);
+                }
+                Failure::Error(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn read_stream(&self, stream: &StreamId, from_version: u64) -> Result<Vec<RecordedEvent>> {
+        sql::read_stream(&self.pool, stream, from_version).await.map_err(errors::store_error)
+    }
+
+    async fn read_all(&self, after: LogPosition, limit: usize) -> Result<Vec<RecordedEvent>> {
+        sql::read_all(&self.pool, after, limit).await.map_err(errors::store_error)
+    }
+
+    fn subscribe_all(&self, after: LogPosition) -> EventStream {
+        let store = self.clone();
+        futures_util::stream::once(store.live_events(after)).flatten().boxed()
+    }
+
+    async fn head(&self) -> Result<LogPosition> {
+        sql::head(&self.pool).await.map_err(errors::store_error)
+    }
+
+    async fn idempotent_response(&self, key: &str) -> Result<Option<StoredResponse>> {
+        sql::idempotent_response(&self.pool, key).await.map_err(errors::store_error)
+    }
+}

@@ -1,9 +1,9 @@
 #![doc = include_str!("../README.md")]
 
-/// Event envelope: `NewEvent`, `RecordedEvent`, `StreamId`, metadata.
-pub mod envelope;
 /// Typed domain events per bounded context, and `MarketEvent` over all of them.
 pub mod domain;
+/// Event envelope: `NewEvent`, `RecordedEvent`, `StreamId`, metadata.
+pub mod envelope;
 /// Ids derived from other ids, for idempotent process steps.
 pub mod ids;
 /// `LogPosition`: the place of an event in the global log; the consistency token.

@@ -3,7 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use events::{AppendRequest, EventMetadata, EventStore, ExpectedVersion, LogPosition, NewEvent, PgEventStore, PgStoreOptions, StreamId};
+use events::{
+    AppendRequest, EventMetadata, EventStore, ExpectedVersion, LogPosition, NewEvent, PgEventStore,
+    PgStoreOptions, StreamId,
+};
 use futures_util::TryStreamExt;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -16,10 +19,16 @@ use crate::database;
 
 /// A ~300-byte event document, like a product update.
 fn payload(rng: &mut impl Rng, stream: usize, round: usize) -> String {
-    const WORDS: [&str; 12] =
-        ["wireless", "keyboard", "oak", "desk", "lamp", "organic", "cotton", "shirt", "steel", "kettle", "hiking", "boots"];
-    let title: Vec<&str> = (0..3).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect();
-    let description: Vec<&str> = (0..14).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect();
+    const WORDS: [&str; 12] = [
+        "wireless", "keyboard", "oak", "desk", "lamp", "organic", "cotton", "shirt", "steel",
+        "kettle", "hiking", "boots",
+    ];
+    let title: Vec<&str> = (0..3)
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect();
+    let description: Vec<&str> = (0..14)
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect();
     json!({
         "product_id": Uuid::from_u128(stream as u128),
         "title": title.join(" "),
@@ -37,10 +46,19 @@ fn payload(rng: &mut impl Rng, stream: usize, round: usize) -> String {
 fn new_event(rng: &mut impl Rng, stream: usize, round: usize) -> NewEvent {
     NewEvent {
         event_id: Uuid::now_v7(),
-        event_type: if round == 0 { "bench.created" } else { "bench.updated" }.to_owned(),
+        event_type: if round == 0 {
+            "bench.created"
+        } else {
+            "bench.updated"
+        }
+        .to_owned(),
         schema_version: 1,
         data: payload(rng, stream, round),
-        metadata: EventMetadata { correlation_id: Some(Uuid::now_v7()), causation_id: None, actor: Some("bench".to_owned()) },
+        metadata: EventMetadata {
+            correlation_id: Some(Uuid::now_v7()),
+            causation_id: None,
+            actor: Some("bench".to_owned()),
+        },
     }
 }
 
@@ -54,31 +72,47 @@ async fn fresh_store(url: &str, pool_size: u32) -> anyhow::Result<(PgPool, PgEve
 
 /// 10,000 streams x (1 created + 4 updated), every event its own append with an expected
 /// version, streams split between `clients` concurrent clients.
-pub async fn append(url: &str, clients: usize, streams: usize, report: &Report) -> anyhow::Result<()> {
+pub async fn append(
+    url: &str,
+    clients: usize,
+    streams: usize,
+    report: &Report,
+) -> anyhow::Result<()> {
     let clients = clients.max(1);
     let (pool, store) = fresh_store(url, clients as u32 + 2).await?;
     let store = Arc::new(store);
-    let ids: Vec<StreamId> = (0..streams).map(|_| StreamId::new("bench", Uuid::now_v7())).collect();
-    let ids = Arc::new(ids);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for client in 0..clients {
-        let (store, ids) = (store.clone(), ids.clone());
-        tasks.push(tokio::spawn(async move {
+    let ids: Vec<StreamId> = (0..streams)
+        .map(|_| StreamId::new("bench", Uuid::now_v7()))
+        .collect();
+    // Every client's requests are made before the clock starts: the benchmark measures
+    // appends, not JSON generation.
+    let mut work: Vec<Vec<AppendRequest>> = (0..clients)
+        .map(|client| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(client as u64);
             let mine: Vec<usize> = (client..ids.len()).step_by(clients).collect();
-            let mut latencies = Vec::with_capacity(mine.len() * 5);
-            for round in 0..5 {
-                for &i in &mine {
-                    let request = AppendRequest::new().stream(
+            (0..5)
+                .flat_map(|round| mine.iter().map(move |&i| (round, i)))
+                .map(|(round, i)| {
+                    AppendRequest::new().stream(
                         ids[i].clone(),
                         ExpectedVersion::at(round as u64),
                         vec![new_event(&mut rng, i, round)],
-                    );
-                    let t = Instant::now();
-                    store.append(request).await?;
-                    latencies.push(t.elapsed());
-                }
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    warm_up(&store, clients).await?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for requests in work.drain(..) {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(requests.len());
+            for request in requests {
+                let t = Instant::now();
+                store.append(request).await?;
+                latencies.push(t.elapsed());
             }
             anyhow::Ok(latencies)
         }));
@@ -109,9 +143,28 @@ pub async fn append(url: &str, clients: usize, streams: usize, report: &Report) 
     Ok(())
 }
 
+/// Open the store's connections before the clock starts (each client holds one).
+async fn warm_up(store: &Arc<PgEventStore>, clients: usize) -> anyhow::Result<()> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(clients));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.head().await
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
 /// Planner statistics after a bulk load (the benchmark machine runs without autovacuum).
 async fn analyze(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::raw_sql("analyze event_store.event").execute(pool).await?;
+    sqlx::raw_sql("analyze event_store.event")
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
@@ -128,14 +181,17 @@ pub async fn load(url: &str, clients: usize, report: &Report) -> anyhow::Result<
     let pool = database::connect(url, clients as u32 + 2).await?;
     let store = Arc::new(PgEventStore::new(pool.clone(), PgStoreOptions::default()));
     let mut streams: Vec<String> =
-        sqlx::query_scalar("select stream_id from event_store.event where stream_version = 1").fetch_all(&pool).await?;
+        sqlx::query_scalar("select stream_id from event_store.event where stream_version = 1")
+            .fetch_all(&pool)
+            .await?;
     streams.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7));
     streams.truncate(1000);
     let streams = Arc::new(streams);
+    warm_up(&store, clients).await?;
 
     let (store_seconds, store_latencies) = run_clients(clients, streams.clone(), {
         let store = store.clone();
-        move |stream: String| {
+        move |_client: usize, stream: String| {
             let store = store.clone();
             async move {
                 let events = store.read_stream(&StreamId::from_raw(stream), 1).await?;
@@ -146,22 +202,42 @@ pub async fn load(url: &str, clients: usize, report: &Report) -> anyhow::Result<
                         state.extend(fields);
                     }
                 }
-                anyhow::ensure!(events.len() == 5 && !state.is_empty(), "stream {} has {} events", events[0].stream_id, events.len());
+                anyhow::ensure!(
+                    events.len() == 5 && !state.is_empty(),
+                    "stream {} has {} events",
+                    events[0].stream_id,
+                    events.len()
+                );
                 Ok(())
             }
         }
     })
     .await?;
+    // The reference: one query per stream on a connection of the client's own, no pool.
+    let raw_pool = events::postgres::ConnectionPool::new(
+        events::postgres::connect_options(url)?,
+        clients as u32,
+        Duration::from_secs(5),
+    );
+    let mut leases = Vec::new();
+    for _ in 0..clients {
+        leases.push(raw_pool.acquire().await?);
+    }
+    let leases: Vec<_> = leases
+        .into_iter()
+        .map(|l| Arc::new(tokio::sync::Mutex::new(l)))
+        .collect();
     let (raw_seconds, _) = run_clients(clients, streams.clone(), {
-        let pool = pool.clone();
-        move |stream: String| {
-            let pool = pool.clone();
+        move |client: usize, stream: String| {
+            let lease = leases[client].clone();
             async move {
-                let rows: Vec<(String,)> =
-                    sqlx::query_as("select data::text from event_store.event where stream_id = $1 order by stream_version")
-                        .bind(stream)
-                        .fetch_all(&pool)
-                        .await?;
+                let mut conn = lease.lock().await;
+                let rows = sqlx::query(
+                    "select * from event_store.event where stream_id = $1 order by stream_version",
+                )
+                .bind(stream)
+                .fetch_all(&mut **conn)
+                .await?;
                 anyhow::ensure!(rows.len() == 5, "reference read found {} rows", rows.len());
                 Ok(())
             }
@@ -193,9 +269,13 @@ pub async fn load(url: &str, clients: usize, report: &Report) -> anyhow::Result<
 
 /// Run `work` once per stream, streams split between `clients` tasks; total seconds and
 /// per-call latencies.
-async fn run_clients<F, Fut>(clients: usize, streams: Arc<Vec<String>>, work: F) -> anyhow::Result<(f64, Latencies)>
+async fn run_clients<F, Fut>(
+    clients: usize,
+    streams: Arc<Vec<String>>,
+    work: F,
+) -> anyhow::Result<(f64, Latencies)>
 where
-    F: Fn(String) -> Fut + Clone + Send + 'static,
+    F: Fn(usize, String) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
 {
     let started = Instant::now();
@@ -206,7 +286,7 @@ where
             let mut latencies = Vec::new();
             for stream in streams.iter().skip(client).step_by(clients) {
                 let t = Instant::now();
-                work(stream.clone()).await?;
+                work(client, stream.clone()).await?;
                 latencies.push(t.elapsed());
             }
             anyhow::Ok(latencies)
@@ -244,7 +324,10 @@ pub async fn catchup(url: &str, page_size: usize, report: &Report) -> anyhow::Re
     .try_fold(0usize, |n, _| async move { Ok(n + 1) })
     .await?;
     let raw_seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(raw == events, "catch-up read {events} events, the raw query {raw}");
+    anyhow::ensure!(
+        raw == events,
+        "catch-up read {events} events, the raw query {raw}"
+    );
 
     let rate = events as f64 / seconds;
     let reference = raw as f64 / raw_seconds;

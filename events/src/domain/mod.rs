@@ -18,7 +18,9 @@ pub use any::MarketEvent;
 /// Reading a stored event into a typed one failed. Names the place in the log, so an
 /// operator can find (and, if need be, park) the event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot decode event {event_type} (schema v{schema_version}) at {stream_id} version {stream_version}: {reason}")]
+#[error(
+    "cannot decode event {event_type} (schema v{schema_version}) at {stream_id} version {stream_version}: {reason}"
+)]
 pub struct DecodeError {
     pub stream_id: String,
     pub stream_version: u64,

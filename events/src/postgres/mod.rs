@@ -7,9 +7,12 @@
 //! - The global log is read in `(transaction_id, position)` order, only up to the oldest
 //!   running transaction, so an event that commits late is never skipped (invariant 4).
 
+mod connections;
 mod errors;
 mod sql;
 mod wakeup;
+
+pub use connections::{ConnectionPool, Lease};
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -29,7 +32,7 @@ use crate::store::{
     AppendRequest, Appended, AppendedEvent, Capabilities, EventStore, EventStream, Result,
     StoreError, StoredResponse, SubscriptionOptions,
 };
-use errors::{Failure, classify};
+use errors::{Failure, Kind, classify};
 use wakeup::Wakeup;
 
 /// The migrations of the event store schema (`event_store`).
@@ -58,7 +61,11 @@ pub struct PgStoreOptions {
 
 impl Default for PgStoreOptions {
     fn default() -> Self {
-        Self { subscription: SubscriptionOptions::default(), atomic_multi_stream: true, any_version_retries: 10 }
+        Self {
+            subscription: SubscriptionOptions::default(),
+            atomic_multi_stream: true,
+            any_version_retries: 10,
+        }
     }
 }
 
@@ -68,6 +75,9 @@ pub fn pool_options(max_connections: u32) -> PgPoolOptions {
         .max_connections(max_connections)
         // Fail fast when the database is down: callers get a retryable error, not a hang.
         .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection it hands out by default: a whole extra round trip per
+        // query. A dead connection fails its query instead (a retryable `Unavailable`).
+        .test_before_acquire(false)
 }
 
 /// Connect options for a URL, named `agora` in `pg_stat_activity`.
@@ -77,7 +87,10 @@ pub fn connect_options(url: &str) -> std::result::Result<PgConnectOptions, sqlx:
 
 #[derive(Clone)]
 pub struct PgEventStore {
+    /// For LISTEN/NOTIFY and callers that want a `PgPool`.
     pool: PgPool,
+    /// For appends and reads: no ping per query.
+    connections: ConnectionPool,
     options: Arc<PgStoreOptions>,
     wakeup: Arc<Wakeup>,
 }
@@ -87,7 +100,37 @@ impl PgEventStore {
     /// call inside a tokio runtime.
     pub fn new(pool: PgPool, options: PgStoreOptions) -> Self {
         let wakeup = Wakeup::new(pool.clone());
-        Self { pool, options: Arc::new(options), wakeup }
+        let connections = ConnectionPool::new(
+            (*pool.connect_options()).clone(),
+            pool.options().get_max_connections(),
+            pool.options().get_acquire_timeout(),
+        );
+        Self {
+            pool,
+            connections,
+            options: Arc::new(options),
+            wakeup,
+        }
+    }
+
+    /// Run `work` on a pooled connection. The connection goes back to the pool after
+    /// success or a database error (the session is intact); after anything else (I/O error,
+    /// cancellation) it is closed.
+    async fn run<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut PgConnection) -> sqlx::Result<T>,
+    ) -> sqlx::Result<T> {
+        let mut lease = self.connections.acquire().await?;
+        let result = work(&mut lease).await;
+        match &result {
+            Ok(_) | Err(sqlx::Error::Database(_)) => lease.release(),
+            Err(error) if classify(error) == Kind::Unavailable => {
+                drop(lease);
+                self.connections.purge_idle();
+            }
+            Err(_) => drop(lease),
+        }
+        result
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -97,17 +140,27 @@ impl PgEventStore {
     /// Append inside a transaction the caller owns and commits (and then calls
     /// [`wake_subscribers`](Self::wake_subscribers)). After an error the transaction is
     /// aborted; a conflict still names the stream and its actual version.
-    pub async fn append_in(&self, conn: &mut PgConnection, request: AppendRequest) -> Result<Appended> {
+    pub async fn append_in(
+        &self,
+        conn: &mut PgConnection,
+        request: AppendRequest,
+    ) -> Result<Appended> {
         request.validate()?;
-        let error = match sql::append(&mut *conn, &request).await {
-            Ok(rows) => return Ok(appended(&request, rows, false)),
-            Err(error) => error,
+        let failure = match attempt(&mut *conn, &request).await {
+            Ok(Some(rows)) => return Ok(appended(&request, rows, false)),
+            Ok(None) => None,
+            Err(error) => Some(error),
         };
-        match self.explain_failure(&request, error).await {
+        match self.explain_failure(&request, failure).await {
             Failure::Replayed(appended) => Ok(appended),
             Failure::Conflict(conflict) => Err(conflict),
             // Inside the caller's transaction there is no second try: it lost a race.
-            Failure::Retry => Err(self.conflict_or(&request, StoreError::InvalidAppend("lost a race to a concurrent append".into())).await),
+            Failure::Retry => Err(self
+                .conflict_or(
+                    &request,
+                    StoreError::InvalidAppend("lost a race to a concurrent append".into()),
+                )
+                .await),
             Failure::Error(error) => Err(error),
         }
     }
@@ -120,8 +173,12 @@ impl PgEventStore {
 
     /// Work out why an append failed: a replay, a version conflict, a lost race on an
     /// `Any` stream (retry), or a database error.
-    async fn explain_failure(&self, request: &AppendRequest, error: sqlx::Error) -> Failure {
-        let kind = classify(&error);
+    async fn explain_failure(
+        &self,
+        request: &AppendRequest,
+        failure: Option<sqlx::Error>,
+    ) -> Failure {
+        let kind = failure.as_ref().map_or(Kind::VersionMismatch, classify);
         if kind.may_be_replay() {
             match self.replayed(request).await {
                 Ok(Some(appended)) => return Failure::Replayed(appended),
@@ -129,13 +186,30 @@ impl PgEventStore {
                 Err(lookup) => return Failure::Error(lookup),
             }
         }
-        kind.into_failure(error, request)
+        match failure {
+            Some(error) => kind.into_failure(error, request),
+            // The single-event statement appended nothing: the stream is elsewhere.
+            None => Failure::Conflict(
+                self.conflict_or(
+                    request,
+                    StoreError::InvalidAppend("the stream moved during the append".into()),
+                )
+                .await,
+            ),
+        }
     }
 
     /// If the request's events are already stored, the earlier result.
     async fn replayed(&self, request: &AppendRequest) -> Result<Option<Appended>> {
-        let ids: Vec<Uuid> = request.streams.iter().flat_map(|s| s.events.iter().map(|e| e.event_id)).collect();
-        let found = sql::find_events(&self.pool, &ids).await.map_err(errors::store_error)?;
+        let ids: Vec<Uuid> = request
+            .streams
+            .iter()
+            .flat_map(|s| s.events.iter().map(|e| e.event_id))
+            .collect();
+        let found = self
+            .run(async |c| sql::find_events(c, &ids).await)
+            .await
+            .map_err(errors::store_error)?;
         if found.is_empty() {
             return Ok(None);
         }
@@ -147,23 +221,39 @@ impl PgEventStore {
         let by_id: HashMap<Uuid, AppendedEvent> = found
             .into_iter()
             .map(|(event_id, stream, version, commit, prepare)| {
-                (event_id, AppendedEvent {
+                (
                     event_id,
-                    stream_id: StreamId::from_raw(stream),
-                    stream_version: u64::try_from(version).unwrap_or(0),
-                    position: LogPosition::new(u64::try_from(commit).unwrap_or(0), u64::try_from(prepare).unwrap_or(0)),
-                })
+                    AppendedEvent {
+                        event_id,
+                        stream_id: StreamId::from_raw(stream),
+                        stream_version: u64::try_from(version).unwrap_or(0),
+                        position: LogPosition::new(
+                            u64::try_from(commit).unwrap_or(0),
+                            u64::try_from(prepare).unwrap_or(0),
+                        ),
+                    },
+                )
             })
             .collect();
         let events = ids.iter().filter_map(|id| by_id.get(id).cloned()).collect();
-        Ok(Some(Appended { events, replayed: true }))
+        Ok(Some(Appended {
+            events,
+            replayed: true,
+        }))
     }
 
     /// The first stream whose actual version contradicts its expectation, as a conflict;
     /// otherwise `fallback`.
     async fn conflict_or(&self, request: &AppendRequest, fallback: StoreError) -> StoreError {
-        let names: Vec<&str> = request.streams.iter().map(|s| s.stream_id.as_str()).collect();
-        let Ok(actual) = sql::stream_versions(&self.pool, &names).await else {
+        let names: Vec<&str> = request
+            .streams
+            .iter()
+            .map(|s| s.stream_id.as_str())
+            .collect();
+        let Ok(actual) = self
+            .run(async |c| sql::stream_versions(c, &names).await)
+            .await
+        else {
             return fallback;
         };
         let actual: HashMap<String, i64> = actual.into_iter().collect();
@@ -171,7 +261,11 @@ impl PgEventStore {
             let version = actual.get(stream.stream_id.as_str()).copied().unwrap_or(0);
             let version = u64::try_from(version).unwrap_or(0);
             if !stream.expected.accepts(version) {
-                return StoreError::Conflict { stream: stream.stream_id.clone(), expected: stream.expected, actual: version };
+                return StoreError::Conflict {
+                    stream: stream.stream_id.clone(),
+                    expected: stream.expected,
+                    actual: version,
+                };
             }
         }
         fallback
@@ -179,13 +273,24 @@ impl PgEventStore {
 
     async fn live_events(self, after: LogPosition) -> EventStream {
         let changes = self.wakeup.watch(&self.pool).await;
-        let state = Subscription { store: self, position: after, changes, pending_backoff: None };
+        let state = Subscription {
+            store: self,
+            position: after,
+            changes,
+            pending_backoff: None,
+        };
         futures_util::stream::unfold(Some(state), |state| async move {
             let mut state = state?;
             match state.next_page().await {
-                Ok(page) => Some((futures_util::stream::iter(page.into_iter().map(Ok)).left_stream(), Some(state))),
+                Ok(page) => Some((
+                    futures_util::stream::iter(page.into_iter().map(Ok)).left_stream(),
+                    Some(state),
+                )),
                 // Yield the error, then end the stream.
-                Err(error) => Some((futures_util::stream::iter([Err(error)]).right_stream(), None)),
+                Err(error) => Some((
+                    futures_util::stream::iter([Err(error)]).right_stream(),
+                    None,
+                )),
             }
         })
         .flatten()
@@ -193,9 +298,26 @@ impl PgEventStore {
     }
 }
 
+/// One try at an append: `Ok(None)` when the single-event statement found the stream at
+/// another version.
+async fn attempt(
+    conn: &mut PgConnection,
+    request: &AppendRequest,
+) -> sqlx::Result<Option<Vec<sql::AppendedRow>>> {
+    match request.streams.as_slice() {
+        [stream] if stream.events.len() == 1 && request.idempotency.is_none() => {
+            let row = sql::append_one(conn, &stream.stream_id, stream.expected, &stream.events[0])
+                .await?;
+            Ok(row.map(|row| vec![row]))
+        }
+        _ => sql::append(conn, request).await.map(Some),
+    }
+}
+
 /// Match the function's rows back to the request's events, in request order.
 fn appended(request: &AppendRequest, rows: Vec<sql::AppendedRow>, replayed: bool) -> Appended {
-    let mut by_id: HashMap<Uuid, sql::AppendedRow> = rows.into_iter().map(|row| (row.event_id, row)).collect();
+    let mut by_id: HashMap<Uuid, sql::AppendedRow> =
+        rows.into_iter().map(|row| (row.event_id, row)).collect();
     let mut events = Vec::with_capacity(by_id.len());
     for stream in &request.streams {
         for event in &stream.events {
@@ -231,7 +353,10 @@ impl Subscription {
             // Mark wake-ups seen *before* reading, so one that arrives during the read is
             // not lost.
             self.changes.borrow_and_update();
-            let page = sql::read_all(&self.store.pool, self.position, options.page_size)
+            let (position, page_size) = (self.position, options.page_size);
+            let page = self
+                .store
+                .run(async |c| sql::read_all(c, position, page_size).await)
                 .await
                 .map_err(errors::store_error)?;
             if let Some(last) = page.last() {
@@ -239,10 +364,17 @@ impl Subscription {
                 self.pending_backoff = None;
                 return Ok(page);
             }
-            if sql::events_pending(&self.store.pool).await.map_err(errors::store_error)? {
+            if self
+                .store
+                .run(async |c| sql::events_pending(c).await)
+                .await
+                .map_err(errors::store_error)?
+            {
                 // Committed events are waiting for an older transaction to finish: look
                 // again soon, backing off while it stays open.
-                let delay = self.pending_backoff.map_or(Duration::from_millis(1), |d| (d * 2).min(Duration::from_millis(50)));
+                let delay = self.pending_backoff.map_or(Duration::from_millis(1), |d| {
+                    (d * 2).min(Duration::from_millis(50))
+                });
                 self.pending_backoff = Some(delay);
                 tokio::time::sleep(delay).await;
                 continue;
@@ -264,27 +396,38 @@ impl Subscription {
 #[async_trait]
 impl EventStore for PgEventStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities { atomic_multi_stream: self.options.atomic_multi_stream, transactional_idempotency: true }
+        Capabilities {
+            atomic_multi_stream: self.options.atomic_multi_stream,
+            transactional_idempotency: true,
+        }
     }
 
     #[tracing::instrument(level = "debug", name = "append", skip_all, fields(streams = request.streams.len(), events = request.event_count()))]
     async fn append(&self, request: AppendRequest) -> Result<Appended> {
         request.validate()?;
-        if !self.options.atomic_multi_stream && request.streams.iter().filter(|s| !s.events.is_empty()).count() > 1 {
+        if !self.options.atomic_multi_stream
+            && request
+                .streams
+                .iter()
+                .filter(|s| !s.events.is_empty())
+                .count()
+                > 1
+        {
             return Err(StoreError::InvalidAppend(
                 "this store is configured without atomic multi-stream appends".into(),
             ));
         }
         let mut retries = 0;
         loop {
-            let error = match sql::append(&self.pool, &request).await {
-                Ok(rows) => {
+            let failure = match self.run(async |conn| attempt(conn, &request).await).await {
+                Ok(Some(rows)) => {
                     self.wakeup.appended();
                     return Ok(appended(&request, rows, false));
                 }
-                Err(error) => error,
+                Ok(None) => None,
+                Err(error) => Some(error),
             };
-            match self.explain_failure(&request, error).await {
+            match self.explain_failure(&request, failure).await {
                 Failure::Replayed(appended) => return Ok(appended),
                 Failure::Conflict(conflict) => return Err(conflict),
                 Failure::Retry if retries < self.options.any_version_retries => {
@@ -293,7 +436,12 @@ impl EventStore for PgEventStore {
                 }
                 Failure::Retry => {
                     return Err(self
-                        .conflict_or(&request, StoreError::InvalidAppend("too many concurrent appends, try again".into()))
+                        .conflict_or(
+                            &request,
+                            StoreError::InvalidAppend(
+                                "too many concurrent appends, try again".into(),
+                            ),
+                        )
                         .await);
                 }
                 Failure::Error(error) => return Err(error),
@@ -301,24 +449,38 @@ impl EventStore for PgEventStore {
         }
     }
 
-    async fn read_stream(&self, stream: &StreamId, from_version: u64) -> Result<Vec<RecordedEvent>> {
-        sql::read_stream(&self.pool, stream, from_version).await.map_err(errors::store_error)
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.run(async |c| sql::read_stream(c, stream, from_version).await)
+            .await
+            .map_err(errors::store_error)
     }
 
     async fn read_all(&self, after: LogPosition, limit: usize) -> Result<Vec<RecordedEvent>> {
-        sql::read_all(&self.pool, after, limit).await.map_err(errors::store_error)
+        self.run(async |c| sql::read_all(c, after, limit).await)
+            .await
+            .map_err(errors::store_error)
     }
 
     fn subscribe_all(&self, after: LogPosition) -> EventStream {
         let store = self.clone();
-        futures_util::stream::once(store.live_events(after)).flatten().boxed()
+        futures_util::stream::once(store.live_events(after))
+            .flatten()
+            .boxed()
     }
 
     async fn head(&self) -> Result<LogPosition> {
-        sql::head(&self.pool).await.map_err(errors::store_error)
+        self.run(async |c| sql::head(c).await)
+            .await
+            .map_err(errors::store_error)
     }
 
     async fn idempotent_response(&self, key: &str) -> Result<Option<StoredResponse>> {
-        sql::idempotent_response(&self.pool, key).await.map_err(errors::store_error)
+        self.run(async |c| sql::idempotent_response(c, key).await)
+            .await
+            .map_err(errors::store_error)
     }
 }

@@ -18,6 +18,9 @@ use super::sql;
 
 pub const CHANNEL: &str = "agora_events";
 
+/// Cross-process wake-ups lag appends by at most this (plus a round trip).
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(2);
+
 pub struct Wakeup {
     counter: watch::Sender<u64>,
     publish: mpsc::Sender<()>,
@@ -33,9 +36,15 @@ impl Wakeup {
                 if let Err(error) = sql::notify(&pool, CHANNEL).await {
                     tracing::debug!(%error, "could not publish event notification");
                 }
+                // At most one NOTIFY per interval: appends in between ride on the next one.
+                tokio::time::sleep(PUBLISH_INTERVAL).await;
             }
         });
-        Arc::new(Self { counter: watch::channel(0).0, publish, listener: Mutex::new(false) })
+        Arc::new(Self {
+            counter: watch::channel(0).0,
+            publish,
+            listener: Mutex::new(false),
+        })
     }
 
     /// Called after an append committed.

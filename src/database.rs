@@ -50,18 +50,10 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
         }
         Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("3D000") => {
             let name = database_name(&options);
-            let mut admin = options
-                .clone()
-                .database("postgres")
-                .connect()
-                .await
-                .map_err(|e| unreachable(url, &e))?;
-            let created = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "create database {}",
-                quote_ident(&name)
-            )))
-            .execute(&mut admin)
-            .await;
+            let mut admin = options.clone().database("postgres").connect().await.map_err(|e| unreachable(url, &e))?;
+            let created = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {}", quote_ident(&name))))
+                .execute(&mut admin)
+                .await;
             match created {
                 Ok(_) => tracing::info!(database = %name, "created database"),
                 // Created concurrently by another process: fine.
@@ -77,23 +69,14 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
 
 /// Drop (if present) and create the database of `url`: for benchmarks.
 pub async fn recreate_database(url: &str) -> anyhow::Result<()> {
-    let options = PgConnectOptions::from_str(url)
-        .with_context(|| format!("not a PostgreSQL URL: {}", redacted(url)))?;
+    let options =
+        PgConnectOptions::from_str(url).with_context(|| format!("not a PostgreSQL URL: {}", redacted(url)))?;
     let name = quote_ident(&database_name(&options));
-    let mut admin = options
-        .clone()
-        .database("postgres")
-        .connect()
-        .await
-        .map_err(|e| unreachable(url, &e))?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "drop database if exists {name} with (force)"
-    )))
-    .execute(&mut admin)
-    .await?;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {name}")))
+    let mut admin = options.clone().database("postgres").connect().await.map_err(|e| unreachable(url, &e))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop database if exists {name} with (force)")))
         .execute(&mut admin)
         .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {name}"))).execute(&mut admin).await?;
     let _ = admin.close().await;
     Ok(())
 }
@@ -101,12 +84,9 @@ pub async fn recreate_database(url: &str) -> anyhow::Result<()> {
 /// A pool for `url` (which must exist), checked with one connection so that a wrong URL
 /// fails here with a clear message.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options = events::postgres::connect_options(url)
-        .with_context(|| format!("not a PostgreSQL URL: {}", redacted(url)))?;
-    events::postgres::pool_options(max_connections)
-        .connect_with(options)
-        .await
-        .map_err(|e| unreachable(url, &e))
+    let options =
+        events::postgres::connect_options(url).with_context(|| format!("not a PostgreSQL URL: {}", redacted(url)))?;
+    events::postgres::pool_options(max_connections).connect_with(options).await.map_err(|e| unreachable(url, &e))
 }
 
 /// `"name"` with embedded quotes doubled: a safe SQL identifier.
@@ -120,14 +100,8 @@ mod tests {
 
     #[test]
     fn passwords_never_reach_messages() {
-        assert_eq!(
-            redacted("postgres://agora:s3cret@db:5432/agora"),
-            "postgres://agora:***@db:5432/agora"
-        );
-        assert_eq!(
-            redacted("postgres://postgres@127.0.0.1:5432/agora"),
-            "postgres://postgres@127.0.0.1:5432/agora"
-        );
+        assert_eq!(redacted("postgres://agora:s3cret@db:5432/agora"), "postgres://agora:***@db:5432/agora");
+        assert_eq!(redacted("postgres://postgres@127.0.0.1:5432/agora"), "postgres://postgres@127.0.0.1:5432/agora");
     }
 
     #[test]

@@ -13,22 +13,11 @@ use clap::{Parser, Subcommand};
 #[command(name = "agora", version, about = "Event-sourced marketplace backend")]
 struct Cli {
     /// Event store and read models.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/agora",
-        global = true
-    )]
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/agora", global = true)]
     database_url: String,
 
     /// Log lines for people (`pretty`) or for machines (`json`).
-    #[arg(
-        long,
-        env = "LOG_FORMAT",
-        value_enum,
-        default_value = "pretty",
-        global = true
-    )]
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
     log_format: telemetry::LogFormat,
 
     #[command(subcommand)]

@@ -19,10 +19,7 @@ pub struct StreamId(String);
 impl StreamId {
     /// `category` must not contain '-': the first '-' separates category from id.
     pub fn new(category: &str, id: impl fmt::Display) -> Self {
-        debug_assert!(
-            !category.contains('-'),
-            "stream category {category:?} contains '-'"
-        );
+        debug_assert!(!category.contains('-'), "stream category {category:?} contains '-'");
         Self(format!("{category}-{id}"))
     }
 
@@ -36,16 +33,12 @@ impl StreamId {
     }
 
     pub fn category(&self) -> &str {
-        self.0
-            .split_once('-')
-            .map_or(self.0.as_str(), |(category, _)| category)
+        self.0.split_once('-').map_or(self.0.as_str(), |(category, _)| category)
     }
 
     /// The part after the category, parsed as a UUID when it is one.
     pub fn uuid(&self) -> Option<Uuid> {
-        self.0
-            .split_once('-')
-            .and_then(|(_, id)| Uuid::parse_str(id).ok())
+        self.0.split_once('-').and_then(|(_, id)| Uuid::parse_str(id).ok())
     }
 }
 
@@ -86,11 +79,7 @@ impl NewEvent {
 
     /// A typed domain event with a chosen id: process managers derive ids from the event
     /// that triggered them, so a replayed step appends nothing new.
-    pub fn from_domain_with_id<E: DomainEvent>(
-        event_id: Uuid,
-        event: &E,
-        metadata: EventMetadata,
-    ) -> Self {
+    pub fn from_domain_with_id<E: DomainEvent>(event_id: Uuid, event: &E, metadata: EventMetadata) -> Self {
         Self {
             event_id,
             event_type: event.event_type().to_owned(),

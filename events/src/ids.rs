@@ -8,8 +8,7 @@ const NAMESPACE: Uuid = Uuid::from_u128(0x6167_6f72_612d_4964_8000_0000_0000_000
 
 /// A stable id for `kind` and `parts`: the same inputs give the same id, always.
 pub fn derived(kind: &str, parts: &[&[u8]]) -> Uuid {
-    let mut name =
-        Vec::with_capacity(kind.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+    let mut name = Vec::with_capacity(kind.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>());
     name.extend_from_slice(kind.as_bytes());
     for part in parts {
         // Length-prefixed, so ("ab", "c") and ("a", "bc") never collide.
@@ -21,10 +20,7 @@ pub fn derived(kind: &str, parts: &[&[u8]]) -> Uuid {
 
 /// The id of the event a process manager appends in reaction to `trigger` (step `n`).
 pub fn reaction_event(trigger: Uuid, step: &str, n: usize) -> Uuid {
-    derived(
-        "reaction",
-        &[trigger.as_bytes(), step.as_bytes(), &n.to_be_bytes()],
-    )
+    derived("reaction", &[trigger.as_bytes(), step.as_bytes(), &n.to_be_bytes()])
 }
 
 #[cfg(test)]
@@ -35,23 +31,11 @@ mod tests {
     fn same_inputs_same_id_different_inputs_different_id() {
         let a = Uuid::now_v7();
         let b = Uuid::now_v7();
-        assert_eq!(
-            derived("review", &[a.as_bytes(), b.as_bytes()]),
-            derived("review", &[a.as_bytes(), b.as_bytes()])
-        );
-        assert_ne!(
-            derived("review", &[a.as_bytes(), b.as_bytes()]),
-            derived("review", &[b.as_bytes(), a.as_bytes()])
-        );
+        assert_eq!(derived("review", &[a.as_bytes(), b.as_bytes()]), derived("review", &[a.as_bytes(), b.as_bytes()]));
+        assert_ne!(derived("review", &[a.as_bytes(), b.as_bytes()]), derived("review", &[b.as_bytes(), a.as_bytes()]));
         assert_ne!(derived("ab", &[b"c"]), derived("a", &[b"bc"]));
         assert_ne!(derived("x", &[b"ab", b"c"]), derived("x", &[b"a", b"bc"]));
-        assert_eq!(
-            reaction_event(a, "confirm", 0),
-            reaction_event(a, "confirm", 0)
-        );
-        assert_ne!(
-            reaction_event(a, "confirm", 0),
-            reaction_event(a, "confirm", 1)
-        );
+        assert_eq!(reaction_event(a, "confirm", 0), reaction_event(a, "confirm", 0));
+        assert_ne!(reaction_event(a, "confirm", 0), reaction_event(a, "confirm", 1));
     }
 }

@@ -12,6 +12,8 @@ pub mod position;
 pub mod postgres;
 /// Sealed personal data: per-account keys, seal / open / erase.
 pub mod privacy;
+/// Process managers: the `Reactor` trait the projections runtime drives.
+pub mod reactor;
 /// The `EventStore` trait, append requests and results, `StoreError`.
 pub mod store;
 /// Rewriting stored JSON of older schema versions.
@@ -26,8 +28,8 @@ pub use envelope::{EventMetadata, NewEvent, RecordedEvent, StreamId};
 pub use position::{InvalidLogPosition, LogPosition};
 pub use postgres::{PgEventStore, PgStoreOptions};
 pub use store::{
-    AppendRequest, Appended, AppendedEvent, Capabilities, EventStore, EventStream, ExpectedVersion,
-    IdempotencyRecord, StoreError, StoredResponse, StreamAppend,
+    AppendRequest, Appended, AppendedEvent, Capabilities, EventStore, EventStream, ExpectedVersion, IdempotencyRecord,
+    StoreError, StoredResponse, StreamAppend,
 };
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -21,10 +21,7 @@ pub struct LogPosition {
 
 impl LogPosition {
     /// Before the first event: `read_all(LogPosition::START, ..)` reads from the beginning.
-    pub const START: LogPosition = LogPosition {
-        commit: 0,
-        prepare: 0,
-    };
+    pub const START: LogPosition = LogPosition { commit: 0, prepare: 0 };
 
     pub const fn new(commit: u64, prepare: u64) -> Self {
         Self { commit, prepare }
@@ -100,32 +97,13 @@ mod tests {
         assert_eq!(p.to_string(), "123456.789");
         assert_eq!("123456.789".parse::<LogPosition>(), Ok(p));
         assert_eq!(serde_json::to_string(&p).unwrap(), "\"123456.789\"");
-        assert_eq!(
-            serde_json::from_str::<LogPosition>("\"123456.789\"").unwrap(),
-            p
-        );
+        assert_eq!(serde_json::from_str::<LogPosition>("\"123456.789\"").unwrap(), p);
     }
 
     #[test]
     fn rejects_garbage() {
-        for bad in [
-            "",
-            ".",
-            "1.",
-            ".1",
-            "1.2.3",
-            "a.b",
-            "-1.2",
-            "1.-2",
-            "+1.2",
-            "99999999999999999999.1",
-            "1 .2",
-        ] {
-            assert_eq!(
-                bad.parse::<LogPosition>(),
-                Err(InvalidLogPosition),
-                "{bad:?}"
-            );
+        for bad in ["", ".", "1.", ".1", "1.2.3", "a.b", "-1.2", "1.-2", "+1.2", "99999999999999999999.1", "1 .2"] {
+            assert_eq!(bad.parse::<LogPosition>(), Err(InvalidLogPosition), "{bad:?}");
         }
     }
 }

@@ -64,10 +64,7 @@ pub struct KeyVault {
 
 impl KeyVault {
     pub fn new(pool: PgPool) -> Self {
-        Self {
-            pool,
-            cache: Arc::default(),
-        }
+        Self { pool, cache: Arc::default() }
     }
 
     /// Create the key of an account, unless it exists. Call before appending the first
@@ -93,10 +90,9 @@ impl KeyVault {
                 .fetch_optional(&self.pool)
                 .await?;
         let cipher = match key {
-            Some(bytes) => Some(Arc::new(
-                XChaCha20Poly1305::new_from_slice(&bytes)
-                    .map_err(|_| PrivacyError::Corrupt(key_id))?,
-            )),
+            Some(bytes) => {
+                Some(Arc::new(XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| PrivacyError::Corrupt(key_id))?))
+            }
             None => None,
         };
         self.cache.insert(key_id, cipher.clone());
@@ -105,26 +101,20 @@ impl KeyVault {
 
     /// Load the keys of many accounts in one query (projectors call this per batch).
     pub async fn preload(&self, key_ids: &[Uuid]) -> Result<(), PrivacyError> {
-        let missing: Vec<Uuid> = key_ids
-            .iter()
-            .copied()
-            .filter(|id| !self.cache.contains_key(id))
-            .collect();
+        let missing: Vec<Uuid> = key_ids.iter().copied().filter(|id| !self.cache.contains_key(id)).collect();
         if missing.is_empty() {
             return Ok(());
         }
-        let rows: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
-            "select key_id, key from event_store.personal_data_key where key_id = any($1)",
-        )
-        .bind(&missing)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(Uuid, Vec<u8>)> =
+            sqlx::query_as("select key_id, key from event_store.personal_data_key where key_id = any($1)")
+                .bind(&missing)
+                .fetch_all(&self.pool)
+                .await?;
         for id in &missing {
             self.cache.insert(*id, None);
         }
         for (id, bytes) in rows {
-            let cipher =
-                XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| PrivacyError::Corrupt(id))?;
+            let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| PrivacyError::Corrupt(id))?;
             self.cache.insert(id, Some(Arc::new(cipher)));
         }
         Ok(())
@@ -132,25 +122,12 @@ impl KeyVault {
 
     /// Encrypt `plaintext` with the key of `key_id` (which must exist).
     pub async fn seal(&self, key_id: Uuid, plaintext: &str) -> Result<Sealed, PrivacyError> {
-        let cipher = self
-            .cipher(key_id)
-            .await?
-            .ok_or(PrivacyError::NoKey(key_id))?;
+        let cipher = self.cipher(key_id).await?.ok_or(PrivacyError::NoKey(key_id))?;
         let nonce = XNonce::generate();
         let ciphertext = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: key_id.as_bytes(),
-                },
-            )
+            .encrypt(&nonce, Payload { msg: plaintext.as_bytes(), aad: key_id.as_bytes() })
             .map_err(|_| PrivacyError::Corrupt(key_id))?;
-        Ok(Sealed {
-            key_id,
-            nonce: BASE64.encode(nonce.as_slice()),
-            ciphertext: BASE64.encode(ciphertext),
-        })
+        Ok(Sealed { key_id, nonce: BASE64.encode(nonce.as_slice()), ciphertext: BASE64.encode(ciphertext) })
     }
 
     /// Decrypt a sealed value; `Erased` once its account's key is gone.
@@ -163,17 +140,9 @@ impl KeyVault {
         let nonce = XNonce::try_from(nonce.as_slice()).map_err(|_| corrupt())?;
         let ciphertext = BASE64.decode(&sealed.ciphertext).map_err(|_| corrupt())?;
         let plaintext = cipher
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: &ciphertext,
-                    aad: sealed.key_id.as_bytes(),
-                },
-            )
+            .decrypt(&nonce, Payload { msg: &ciphertext, aad: sealed.key_id.as_bytes() })
             .map_err(|_| corrupt())?;
-        String::from_utf8(plaintext)
-            .map(Opened::Value)
-            .map_err(|_| corrupt())
+        String::from_utf8(plaintext).map(Opened::Value).map_err(|_| corrupt())
     }
 
     /// Destroy the key of an account: everything sealed with it is unreadable from now on.

@@ -34,11 +34,7 @@ impl fmt::Display for ExpectedVersion {
 impl ExpectedVersion {
     /// The expectation for a stream last seen at `version` (0 = empty).
     pub fn at(version: u64) -> Self {
-        if version == 0 {
-            ExpectedVersion::NoStream
-        } else {
-            ExpectedVersion::Exact(version)
-        }
+        if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) }
     }
 
     /// Whether a stream at `actual` satisfies this expectation.
@@ -94,17 +90,8 @@ impl AppendRequest {
     }
 
     /// Add the events of one stream.
-    pub fn stream(
-        mut self,
-        stream_id: StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Self {
-        self.streams.push(StreamAppend {
-            stream_id,
-            expected,
-            events,
-        });
+    pub fn stream(mut self, stream_id: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        self.streams.push(StreamAppend { stream_id, expected, events });
         self
     }
 
@@ -121,27 +108,17 @@ impl AppendRequest {
     /// event ids distinct.
     pub fn validate(&self) -> Result<(), StoreError> {
         if self.event_count() == 0 {
-            return Err(StoreError::InvalidAppend(
-                "an append needs at least one event".into(),
-            ));
+            return Err(StoreError::InvalidAppend("an append needs at least one event".into()));
         }
         let mut names: Vec<&StreamId> = self.streams.iter().map(|s| &s.stream_id).collect();
         names.sort();
         if names.windows(2).any(|w| w[0] == w[1]) {
-            return Err(StoreError::InvalidAppend(
-                "a stream is named twice in one append".into(),
-            ));
+            return Err(StoreError::InvalidAppend("a stream is named twice in one append".into()));
         }
-        let mut ids: Vec<Uuid> = self
-            .streams
-            .iter()
-            .flat_map(|s| s.events.iter().map(|e| e.event_id))
-            .collect();
+        let mut ids: Vec<Uuid> = self.streams.iter().flat_map(|s| s.events.iter().map(|e| e.event_id)).collect();
         ids.sort_unstable();
         if ids.windows(2).any(|w| w[0] == w[1]) {
-            return Err(StoreError::InvalidAppend(
-                "an event id appears twice in one append".into(),
-            ));
+            return Err(StoreError::InvalidAppend("an event id appears twice in one append".into()));
         }
         Ok(())
     }
@@ -169,20 +146,12 @@ pub struct Appended {
 impl Appended {
     /// The position of the last event: the consistency token of the command.
     pub fn position(&self) -> LogPosition {
-        self.events
-            .iter()
-            .map(|e| e.position)
-            .max()
-            .unwrap_or(LogPosition::START)
+        self.events.iter().map(|e| e.position).max().unwrap_or(LogPosition::START)
     }
 
     /// The version a stream reached with this append.
     pub fn version_of(&self, stream: &StreamId) -> Option<u64> {
-        self.events
-            .iter()
-            .filter(|e| &e.stream_id == stream)
-            .map(|e| e.stream_version)
-            .max()
+        self.events.iter().filter(|e| &e.stream_id == stream).map(|e| e.stream_version).max()
     }
 }
 
@@ -203,11 +172,7 @@ pub type EventStream = BoxStream<'static, Result<RecordedEvent, StoreError>>;
 pub enum StoreError {
     /// The optimistic concurrency check failed: nothing was appended.
     #[error("stream {stream} is at version {actual}, the append expected {expected}")]
-    Conflict {
-        stream: StreamId,
-        expected: ExpectedVersion,
-        actual: u64,
-    },
+    Conflict { stream: StreamId, expected: ExpectedVersion, actual: u64 },
     /// A concurrent request with the same idempotency key won; look its response up.
     #[error("idempotency key already used by a concurrent request")]
     IdempotencyKeyTaken { key: String },
@@ -249,8 +214,7 @@ pub trait EventStore: Send + Sync + 'static {
     async fn append(&self, request: AppendRequest) -> Result<Appended>;
 
     /// The events of one stream with `stream_version >= from_version`, in version order.
-    async fn read_stream(&self, stream: &StreamId, from_version: u64)
-    -> Result<Vec<RecordedEvent>>;
+    async fn read_stream(&self, stream: &StreamId, from_version: u64) -> Result<Vec<RecordedEvent>>;
 
     /// Up to `limit` events after `after`, in log order. Never returns an event behind one it
     /// has returned before to any reader: a page that ends at position P is final up to P.
@@ -278,9 +242,6 @@ pub struct SubscriptionOptions {
 
 impl Default for SubscriptionOptions {
     fn default() -> Self {
-        Self {
-            page_size: 1000,
-            poll_interval: Duration::from_millis(500),
-        }
+        Self { page_size: 1000, poll_interval: Duration::from_millis(500) }
     }
 }

@@ -22,9 +22,7 @@ pub static UPCASTERS: &[Upcaster] = &[
         event_type: "account.registered",
         from_version: 1,
         upcast: |mut data| {
-            let object = data
-                .as_object_mut()
-                .ok_or("account.registered v1 is not a JSON object")?;
+            let object = data.as_object_mut().ok_or("account.registered v1 is not a JSON object")?;
             object.entry("role").or_insert_with(|| Value::from("buyer"));
             Ok(data)
         },
@@ -32,9 +30,7 @@ pub static UPCASTERS: &[Upcaster] = &[
 ];
 
 fn step(event_type: &str, from_version: u32) -> Option<&'static Upcaster> {
-    UPCASTERS
-        .iter()
-        .find(|u| u.event_type == event_type && u.from_version == from_version)
+    UPCASTERS.iter().find(|u| u.event_type == event_type && u.from_version == from_version)
 }
 
 /// Deserialise stored JSON of `event_type` written at `stored_version` into the payload type

@@ -9,8 +9,8 @@ use events::domain::catalog::ProductEvent;
 use events::testing::TestDatabase;
 use events::testing::contract::{self, HeldAppend, StoreHarness};
 use events::{
-    AppendRequest, EventStore, ExpectedVersion, LogPosition, MarketEvent, PgEventStore,
-    PgStoreOptions, StoreError, StreamId,
+    AppendRequest, EventStore, ExpectedVersion, LogPosition, MarketEvent, PgEventStore, PgStoreOptions, StoreError,
+    StreamId,
 };
 use futures_util::StreamExt;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -34,10 +34,7 @@ struct PgHeld {
 #[async_trait]
 impl HeldAppend for PgHeld {
     async fn commit(mut self: Box<Self>) {
-        sqlx::raw_sql("commit")
-            .execute(&mut self.conn)
-            .await
-            .expect("commit held append");
+        sqlx::raw_sql("commit").execute(&mut self.conn).await.expect("commit held append");
         self.store.wake_subscribers();
     }
 }
@@ -45,18 +42,9 @@ impl HeldAppend for PgHeld {
 impl PgHarness {
     async fn begin(&self, request: AppendRequest) -> PgHeld {
         let mut conn = PgConnection::connect(self.db.url()).await.expect("connect");
-        sqlx::raw_sql("begin")
-            .execute(&mut conn)
-            .await
-            .expect("begin");
-        self.store
-            .append_in(&mut conn, request)
-            .await
-            .expect("held append");
-        PgHeld {
-            conn,
-            store: self.store.clone(),
-        }
+        sqlx::raw_sql("begin").execute(&mut conn).await.expect("begin");
+        self.store.append_in(&mut conn, request).await.expect("held append");
+        PgHeld { conn, store: self.store.clone() }
     }
 }
 
@@ -73,14 +61,7 @@ impl StoreHarness for PgHarness {
 
 events::store_contract_tests!(pg_harness);
 
-async fn insert_raw(
-    pool: &PgPool,
-    stream: &str,
-    version: i64,
-    event_type: &str,
-    schema_version: i32,
-    data: &str,
-) {
+async fn insert_raw(pool: &PgPool, stream: &str, version: i64, event_type: &str, schema_version: i32, data: &str) {
     sqlx::query(
         "insert into event_store.event (event_id, stream_id, stream_version, event_type, schema_version, data) \
          values ($1, $2, $3, $4, $5, $6::json)",
@@ -121,27 +102,14 @@ async fn held_event_has_a_lower_sequence_number_than_later_commits_yet_is_read_i
 
     // While the held transaction runs, readers see nothing: not even the later event,
     // since it sorts after the held one.
-    assert!(
-        h.store
-            .read_all(LogPosition::START, 10)
-            .await
-            .expect("read")
-            .is_empty()
-    );
+    assert!(h.store.read_all(LogPosition::START, 10).await.expect("read").is_empty());
     assert_eq!(h.store.head().await.expect("head"), LogPosition::START);
 
     Box::new(held).commit().await;
     contract::wait_visible(&h.store, later.position()).await;
-    let log = h
-        .store
-        .read_all(LogPosition::START, 10)
-        .await
-        .expect("read");
+    let log = h.store.read_all(LogPosition::START, 10).await.expect("read");
     assert_eq!(log.len(), 2);
-    assert_eq!(
-        log[0].stream_id, held_stream,
-        "the held event comes first in commit-safe order"
-    );
+    assert_eq!(log[0].stream_id, held_stream, "the held event comes first in commit-safe order");
     assert!(
         log[0].position.prepare() < later.events[0].position.prepare(),
         "the held event took the lower sequence number: a bigserial-only reader would have skipped it"
@@ -155,46 +123,26 @@ async fn killed_append_leaves_nothing_half_written() {
     let h = pg_harness().await;
     let (a, b) = (contract::stream("a"), contract::stream("b"));
     let held = h
-        .begin(
-            AppendRequest::new()
-                .stream(
-                    a.clone(),
-                    ExpectedVersion::NoStream,
-                    vec![contract::event("a")],
-                )
-                .stream(
-                    b.clone(),
-                    ExpectedVersion::NoStream,
-                    vec![contract::event("b"), contract::event("b2")],
-                ),
-        )
+        .begin(AppendRequest::new().stream(a.clone(), ExpectedVersion::NoStream, vec![contract::event("a")]).stream(
+            b.clone(),
+            ExpectedVersion::NoStream,
+            vec![contract::event("b"), contract::event("b2")],
+        ))
         .await;
-    let pid: i32 = sqlx::query_scalar("select pid from pg_stat_activity where datname = current_database() and state = 'idle in transaction'")
-        .fetch_one(h.db.pool())
-        .await
-        .expect("held backend");
-    sqlx::query("select pg_terminate_backend($1)")
-        .bind(pid)
-        .execute(h.db.pool())
-        .await
-        .expect("terminate");
+    let pid: i32 = sqlx::query_scalar(
+        "select pid from pg_stat_activity where datname = current_database() and state = 'idle in transaction'",
+    )
+    .fetch_one(h.db.pool())
+    .await
+    .expect("held backend");
+    sqlx::query("select pg_terminate_backend($1)").bind(pid).execute(h.db.pool()).await.expect("terminate");
     drop(held);
     assert!(h.store.read_stream(&a, 1).await.expect("read a").is_empty());
     assert!(h.store.read_stream(&b, 1).await.expect("read b").is_empty());
-    assert!(
-        h.store
-            .read_all(LogPosition::START, 10)
-            .await
-            .expect("read all")
-            .is_empty()
-    );
+    assert!(h.store.read_all(LogPosition::START, 10).await.expect("read all").is_empty());
     // And the streams are free for the next append.
     h.store
-        .append(AppendRequest::new().stream(
-            a.clone(),
-            ExpectedVersion::NoStream,
-            vec![contract::event("again")],
-        ))
+        .append(AppendRequest::new().stream(a.clone(), ExpectedVersion::NoStream, vec![contract::event("again")]))
         .await
         .expect("append after the killed one");
 }
@@ -204,17 +152,10 @@ async fn killed_append_leaves_nothing_half_written() {
 async fn unreachable_database_gives_a_retryable_error() {
     let pool = events::postgres::pool_options(2)
         .acquire_timeout(Duration::from_secs(2))
-        .connect_lazy_with(
-            events::postgres::connect_options("postgres://postgres@127.0.0.1:1/agora")
-                .expect("url"),
-        );
+        .connect_lazy_with(events::postgres::connect_options("postgres://postgres@127.0.0.1:1/agora").expect("url"));
     let store = PgEventStore::new(pool, PgStoreOptions::default());
     let result = store
-        .append(AppendRequest::new().stream(
-            contract::stream("x"),
-            ExpectedVersion::Any,
-            vec![contract::event("x")],
-        ))
+        .append(AppendRequest::new().stream(contract::stream("x"), ExpectedVersion::Any, vec![contract::event("x")]))
         .await;
     match result {
         Err(error) => assert!(error.is_retryable(), "not retryable: {error:?}"),
@@ -224,10 +165,7 @@ async fn unreachable_database_gives_a_retryable_error() {
     assert!(matches!(read, Err(ref e) if e.is_retryable()), "{read:?}");
     // A subscription reports the error instead of spinning or hanging.
     let first = store.subscribe_all(LogPosition::START).next().await;
-    assert!(
-        matches!(first, Some(Err(StoreError::Unavailable(_)))),
-        "{first:?}"
-    );
+    assert!(matches!(first, Some(Err(StoreError::Unavailable(_)))), "{first:?}");
 }
 
 /// Stored events that cannot be read as domain events give errors that name the event.
@@ -235,73 +173,28 @@ async fn unreachable_database_gives_a_retryable_error() {
 async fn undecodable_events_name_stream_version_and_type() {
     let h = pg_harness().await;
     let pool = h.db.pool();
-    insert_raw(
-        pool,
-        "product-1",
-        1,
-        "product.teleported",
-        1,
-        r#"{"to":"mars"}"#,
-    )
-    .await;
-    insert_raw(
-        pool,
-        "product-2",
-        1,
-        "product.listed",
-        1,
-        r#"{"title": 42}"#,
-    )
-    .await;
+    insert_raw(pool, "product-1", 1, "product.teleported", 1, r#"{"to":"mars"}"#).await;
+    insert_raw(pool, "product-2", 1, "product.listed", 1, r#"{"title": 42}"#).await;
     insert_raw(pool, "product-3", 1, "product.listed", 9, r#"{}"#).await;
     insert_raw(pool, "weird-1", 1, "unknown.family", 1, r#"{}"#).await;
 
-    let unknown = &h
-        .store
-        .read_stream(&StreamId::from_raw("product-1"), 1)
-        .await
-        .expect("read")[0];
+    let unknown = &h.store.read_stream(&StreamId::from_raw("product-1"), 1).await.expect("read")[0];
     let error = unknown.decode::<ProductEvent>().expect_err("unknown type");
     assert_eq!(
-        (
-            error.stream_id.as_str(),
-            error.stream_version,
-            error.event_type.as_str()
-        ),
+        (error.stream_id.as_str(), error.stream_version, error.event_type.as_str()),
         ("product-1", 1, "product.teleported")
     );
-    assert!(
-        error.to_string().contains("product-1") && error.to_string().contains("product.teleported"),
-        "{error}"
-    );
+    assert!(error.to_string().contains("product-1") && error.to_string().contains("product.teleported"), "{error}");
 
-    let bad_json = &h
-        .store
-        .read_stream(&StreamId::from_raw("product-2"), 1)
-        .await
-        .expect("read")[0];
+    let bad_json = &h.store.read_stream(&StreamId::from_raw("product-2"), 1).await.expect("read")[0];
     let error = bad_json.decode::<ProductEvent>().expect_err("bad json");
     assert!(error.reason.contains("invalid JSON"), "{error}");
     assert_eq!(error.stream_id, "product-2");
 
-    let future = &h
-        .store
-        .read_stream(&StreamId::from_raw("product-3"), 1)
-        .await
-        .expect("read")[0];
-    assert!(
-        future
-            .decode::<ProductEvent>()
-            .expect_err("newer schema")
-            .reason
-            .contains("newer schema")
-    );
+    let future = &h.store.read_stream(&StreamId::from_raw("product-3"), 1).await.expect("read")[0];
+    assert!(future.decode::<ProductEvent>().expect_err("newer schema").reason.contains("newer schema"));
 
-    let weird = &h
-        .store
-        .read_stream(&StreamId::from_raw("weird-1"), 1)
-        .await
-        .expect("read")[0];
+    let weird = &h.store.read_stream(&StreamId::from_raw("weird-1"), 1).await.expect("read")[0];
     let error = MarketEvent::decode(weird).expect_err("unknown family");
     assert_eq!(error.event_type, "unknown.family");
 }
@@ -315,11 +208,7 @@ async fn older_schema_versions_are_upcast_on_load() {
         r#"{{"account_id":"0190f3c2-0000-7000-8000-000000000001","email":{sealed},"name":{sealed},"password_hash":"$argon2id$x"}}"#
     );
     insert_raw(h.db.pool(), "account-1", 1, "account.registered", 1, &v1).await;
-    let stored = &h
-        .store
-        .read_stream(&StreamId::from_raw("account-1"), 1)
-        .await
-        .expect("read")[0];
+    let stored = &h.store.read_stream(&StreamId::from_raw("account-1"), 1).await.expect("read")[0];
     match stored.decode::<AccountEvent>().expect("upcast") {
         AccountEvent::Registered(registered) => assert_eq!(registered.role, Role::Buyer),
         other => panic!("decoded as {other:?}"),
@@ -331,27 +220,11 @@ async fn older_schema_versions_are_upcast_on_load() {
 #[tokio::test]
 async fn multi_stream_capability_can_be_switched_off() {
     let db = TestDatabase::with_event_store().await;
-    let store = PgEventStore::new(
-        db.pool().clone(),
-        PgStoreOptions {
-            atomic_multi_stream: false,
-            ..Default::default()
-        },
-    );
+    let store =
+        PgEventStore::new(db.pool().clone(), PgStoreOptions { atomic_multi_stream: false, ..Default::default() });
     assert!(!store.capabilities().atomic_multi_stream);
     let multi = AppendRequest::new()
-        .stream(
-            contract::stream("a"),
-            ExpectedVersion::Any,
-            vec![contract::event("a")],
-        )
-        .stream(
-            contract::stream("b"),
-            ExpectedVersion::Any,
-            vec![contract::event("b")],
-        );
-    assert!(matches!(
-        store.append(multi).await,
-        Err(StoreError::InvalidAppend(_))
-    ));
+        .stream(contract::stream("a"), ExpectedVersion::Any, vec![contract::event("a")])
+        .stream(contract::stream("b"), ExpectedVersion::Any, vec![contract::event("b")]);
+    assert!(matches!(store.append(multi).await, Err(StoreError::InvalidAppend(_))));
 }

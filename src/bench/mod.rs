@@ -46,9 +46,7 @@ pub struct BenchArgs {
 
 pub async fn run(database_url: &str, args: BenchArgs) -> anyhow::Result<()> {
     let url = bench_url(database_url, &args.bench_database)?;
-    let report = Report {
-        json: Some(args.json),
-    };
+    let report = Report { json: Some(args.json) };
     match args.workload {
         Workload::Append => {
             for &clients in &args.clients {

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use events::{
-    AppendRequest, EventMetadata, EventStore, ExpectedVersion, LogPosition, NewEvent, PgEventStore,
-    PgStoreOptions, StreamId,
+    AppendRequest, EventMetadata, EventStore, ExpectedVersion, LogPosition, NewEvent, PgEventStore, PgStoreOptions,
+    StreamId,
 };
 use futures_util::TryStreamExt;
 use rand::seq::SliceRandom;
@@ -20,15 +20,11 @@ use crate::database;
 /// A ~300-byte event document, like a product update.
 fn payload(rng: &mut impl Rng, stream: usize, round: usize) -> String {
     const WORDS: [&str; 12] = [
-        "wireless", "keyboard", "oak", "desk", "lamp", "organic", "cotton", "shirt", "steel",
-        "kettle", "hiking", "boots",
+        "wireless", "keyboard", "oak", "desk", "lamp", "organic", "cotton", "shirt", "steel", "kettle", "hiking",
+        "boots",
     ];
-    let title: Vec<&str> = (0..3)
-        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
-        .collect();
-    let description: Vec<&str> = (0..14)
-        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
-        .collect();
+    let title: Vec<&str> = (0..3).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect();
+    let description: Vec<&str> = (0..14).map(|_| WORDS[rng.random_range(0..WORDS.len())]).collect();
     json!({
         "product_id": Uuid::from_u128(stream as u128),
         "title": title.join(" "),
@@ -46,12 +42,7 @@ fn payload(rng: &mut impl Rng, stream: usize, round: usize) -> String {
 fn new_event(rng: &mut impl Rng, stream: usize, round: usize) -> NewEvent {
     NewEvent {
         event_id: Uuid::now_v7(),
-        event_type: if round == 0 {
-            "bench.created"
-        } else {
-            "bench.updated"
-        }
-        .to_owned(),
+        event_type: if round == 0 { "bench.created" } else { "bench.updated" }.to_owned(),
         schema_version: 1,
         data: payload(rng, stream, round),
         metadata: EventMetadata {
@@ -72,18 +63,11 @@ async fn fresh_store(url: &str, pool_size: u32) -> anyhow::Result<(PgPool, PgEve
 
 /// 10,000 streams x (1 created + 4 updated), every event its own append with an expected
 /// version, streams split between `clients` concurrent clients.
-pub async fn append(
-    url: &str,
-    clients: usize,
-    streams: usize,
-    report: &Report,
-) -> anyhow::Result<()> {
+pub async fn append(url: &str, clients: usize, streams: usize, report: &Report) -> anyhow::Result<()> {
     let clients = clients.max(1);
     let (pool, store) = fresh_store(url, clients as u32 + 2).await?;
     let store = Arc::new(store);
-    let ids: Vec<StreamId> = (0..streams)
-        .map(|_| StreamId::new("bench", Uuid::now_v7()))
-        .collect();
+    let ids: Vec<StreamId> = (0..streams).map(|_| StreamId::new("bench", Uuid::now_v7())).collect();
     // Every client's requests are made before the clock starts: the benchmark measures
     // appends, not JSON generation.
     let mut work: Vec<Vec<AppendRequest>> = (0..clients)
@@ -162,9 +146,7 @@ async fn warm_up(store: &Arc<PgEventStore>, clients: usize) -> anyhow::Result<()
 
 /// Planner statistics after a bulk load (the benchmark machine runs without autovacuum).
 async fn analyze(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::raw_sql("analyze event_store.event")
-        .execute(pool)
-        .await?;
+    sqlx::raw_sql("analyze event_store.event").execute(pool).await?;
     Ok(())
 }
 
@@ -181,9 +163,7 @@ pub async fn load(url: &str, clients: usize, report: &Report) -> anyhow::Result<
     let pool = database::connect(url, clients as u32 + 2).await?;
     let store = Arc::new(PgEventStore::new(pool.clone(), PgStoreOptions::default()));
     let mut streams: Vec<String> =
-        sqlx::query_scalar("select stream_id from event_store.event where stream_version = 1")
-            .fetch_all(&pool)
-            .await?;
+        sqlx::query_scalar("select stream_id from event_store.event where stream_version = 1").fetch_all(&pool).await?;
     streams.shuffle(&mut rand::rngs::StdRng::seed_from_u64(7));
     streams.truncate(1000);
     let streams = Arc::new(streams);
@@ -223,21 +203,16 @@ pub async fn load(url: &str, clients: usize, report: &Report) -> anyhow::Result<
     for _ in 0..clients {
         leases.push(raw_pool.acquire().await?);
     }
-    let leases: Vec<_> = leases
-        .into_iter()
-        .map(|l| Arc::new(tokio::sync::Mutex::new(l)))
-        .collect();
+    let leases: Vec<_> = leases.into_iter().map(|l| Arc::new(tokio::sync::Mutex::new(l))).collect();
     let (raw_seconds, _) = run_clients(clients, streams.clone(), {
         move |client: usize, stream: String| {
             let lease = leases[client].clone();
             async move {
                 let mut conn = lease.lock().await;
-                let rows = sqlx::query(
-                    "select * from event_store.event where stream_id = $1 order by stream_version",
-                )
-                .bind(stream)
-                .fetch_all(&mut **conn)
-                .await?;
+                let rows = sqlx::query("select * from event_store.event where stream_id = $1 order by stream_version")
+                    .bind(stream)
+                    .fetch_all(&mut **conn)
+                    .await?;
                 anyhow::ensure!(rows.len() == 5, "reference read found {} rows", rows.len());
                 Ok(())
             }
@@ -269,11 +244,7 @@ pub async fn load(url: &str, clients: usize, report: &Report) -> anyhow::Result<
 
 /// Run `work` once per stream, streams split between `clients` tasks; total seconds and
 /// per-call latencies.
-async fn run_clients<F, Fut>(
-    clients: usize,
-    streams: Arc<Vec<String>>,
-    work: F,
-) -> anyhow::Result<(f64, Latencies)>
+async fn run_clients<F, Fut>(clients: usize, streams: Arc<Vec<String>>, work: F) -> anyhow::Result<(f64, Latencies)>
 where
     F: Fn(usize, String) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
@@ -324,10 +295,7 @@ pub async fn catchup(url: &str, page_size: usize, report: &Report) -> anyhow::Re
     .try_fold(0usize, |n, _| async move { Ok(n + 1) })
     .await?;
     let raw_seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        raw == events,
-        "catch-up read {events} events, the raw query {raw}"
-    );
+    anyhow::ensure!(raw == events, "catch-up read {events} events, the raw query {raw}");
 
     let rate = events as f64 / seconds;
     let reference = raw as f64 / raw_seconds;

@@ -27,10 +27,7 @@ pub enum MarketEvent {
 impl MarketEvent {
     /// Decode any stored event; an unknown family or type is a `DecodeError` naming the event.
     pub fn decode(event: &RecordedEvent) -> Result<MarketEvent, DecodeError> {
-        let family = event
-            .event_type
-            .split_once('.')
-            .map_or("", |(family, _)| family);
+        let family = event.event_type.split_once('.').map_or("", |(family, _)| family);
         Ok(match family {
             "account" => MarketEvent::Account(event.decode()?),
             "email" => MarketEvent::Email(event.decode()?),

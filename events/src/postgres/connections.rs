@@ -43,11 +43,10 @@ impl ConnectionPool {
     /// An idle connection, or a new one; waits at most the acquire timeout.
     pub async fn acquire(&self) -> Result<Lease, sqlx::Error> {
         let inner = &self.inner;
-        let permit =
-            tokio::time::timeout(inner.acquire_timeout, inner.permits.clone().acquire_owned())
-                .await
-                .map_err(|_| sqlx::Error::PoolTimedOut)?
-                .map_err(|_| sqlx::Error::PoolClosed)?;
+        let permit = tokio::time::timeout(inner.acquire_timeout, inner.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?
+            .map_err(|_| sqlx::Error::PoolClosed)?;
         let idle = inner.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
         let conn = match idle {
             Some(conn) => conn,
@@ -55,11 +54,7 @@ impl ConnectionPool {
                 .await
                 .map_err(|_| sqlx::Error::PoolTimedOut)??,
         };
-        Ok(Lease {
-            conn: Some(conn),
-            pool: self.inner.clone(),
-            _permit: permit,
-        })
+        Ok(Lease { conn: Some(conn), pool: self.inner.clone(), _permit: permit })
     }
 
     /// Close every idle connection (after the server went away, they are all dead).
@@ -93,17 +88,13 @@ impl Deref for Lease {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        self.conn
-            .as_ref()
-            .expect("a lease holds its connection until released")
+        self.conn.as_ref().expect("a lease holds its connection until released")
     }
 }
 
 impl DerefMut for Lease {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        self.conn
-            .as_mut()
-            .expect("a lease holds its connection until released")
+        self.conn.as_mut().expect("a lease holds its connection until released")
     }
 }
 

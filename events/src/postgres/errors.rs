@@ -34,24 +34,17 @@ pub enum Kind {
 
 impl Kind {
     pub fn may_be_replay(self) -> bool {
-        matches!(
-            self,
-            Kind::VersionMismatch | Kind::StreamRace | Kind::EventIdExists
-        )
+        matches!(self, Kind::VersionMismatch | Kind::StreamRace | Kind::EventIdExists)
     }
 
     pub fn into_failure(self, error: sqlx::Error, request: &AppendRequest) -> Failure {
         match self {
-            Kind::VersionMismatch => Failure::Conflict(
-                version_conflict(&error, request).unwrap_or_else(|| backend(error)),
-            ),
+            Kind::VersionMismatch => {
+                Failure::Conflict(version_conflict(&error, request).unwrap_or_else(|| backend(error)))
+            }
             Kind::StreamRace | Kind::EventIdExists | Kind::Transient => Failure::Retry,
             Kind::IdempotencyKeyTaken => Failure::Error(StoreError::IdempotencyKeyTaken {
-                key: request
-                    .idempotency
-                    .as_ref()
-                    .map(|r| r.key.clone())
-                    .unwrap_or_default(),
+                key: request.idempotency.as_ref().map(|r| r.key.clone()).unwrap_or_default(),
             }),
             Kind::Unavailable => Failure::Error(StoreError::Unavailable(Box::new(error))),
             Kind::Other => Failure::Error(backend(error)),
@@ -70,9 +63,7 @@ fn version_conflict(error: &sqlx::Error, request: &AppendRequest) -> Option<Stor
         stream: usize,
         actual: i64,
     }
-    let pg = error
-        .as_database_error()?
-        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    let pg = error.as_database_error()?.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
     let detail: Detail = serde_json::from_str(pg.detail()?).ok()?;
     let stream = request.streams.get(detail.stream.checked_sub(1)?)?;
     Some(StoreError::Conflict {

@@ -29,8 +29,8 @@ use uuid::Uuid;
 use crate::envelope::{RecordedEvent, StreamId};
 use crate::position::LogPosition;
 use crate::store::{
-    AppendRequest, Appended, AppendedEvent, Capabilities, EventStore, EventStream, Result,
-    StoreError, StoredResponse, SubscriptionOptions,
+    AppendRequest, Appended, AppendedEvent, Capabilities, EventStore, EventStream, Result, StoreError, StoredResponse,
+    SubscriptionOptions,
 };
 use errors::{Failure, Kind, classify};
 use wakeup::Wakeup;
@@ -61,11 +61,7 @@ pub struct PgStoreOptions {
 
 impl Default for PgStoreOptions {
     fn default() -> Self {
-        Self {
-            subscription: SubscriptionOptions::default(),
-            atomic_multi_stream: true,
-            any_version_retries: 10,
-        }
+        Self { subscription: SubscriptionOptions::default(), atomic_multi_stream: true, any_version_retries: 10 }
     }
 }
 
@@ -105,21 +101,13 @@ impl PgEventStore {
             pool.options().get_max_connections(),
             pool.options().get_acquire_timeout(),
         );
-        Self {
-            pool,
-            connections,
-            options: Arc::new(options),
-            wakeup,
-        }
+        Self { pool, connections, options: Arc::new(options), wakeup }
     }
 
     /// Run `work` on a pooled connection. The connection goes back to the pool after
     /// success or a database error (the session is intact); after anything else (I/O error,
     /// cancellation) it is closed.
-    async fn run<T>(
-        &self,
-        work: impl AsyncFnOnce(&mut PgConnection) -> sqlx::Result<T>,
-    ) -> sqlx::Result<T> {
+    async fn run<T>(&self, work: impl AsyncFnOnce(&mut PgConnection) -> sqlx::Result<T>) -> sqlx::Result<T> {
         let mut lease = self.connections.acquire().await?;
         let result = work(&mut lease).await;
         match &result {
@@ -140,11 +128,7 @@ impl PgEventStore {
     /// Append inside a transaction the caller owns and commits (and then calls
     /// [`wake_subscribers`](Self::wake_subscribers)). After an error the transaction is
     /// aborted; a conflict still names the stream and its actual version.
-    pub async fn append_in(
-        &self,
-        conn: &mut PgConnection,
-        request: AppendRequest,
-    ) -> Result<Appended> {
+    pub async fn append_in(&self, conn: &mut PgConnection, request: AppendRequest) -> Result<Appended> {
         request.validate()?;
         let failure = match attempt(&mut *conn, &request).await {
             Ok(Some(rows)) => return Ok(appended(&request, rows, false)),
@@ -156,10 +140,7 @@ impl PgEventStore {
             Failure::Conflict(conflict) => Err(conflict),
             // Inside the caller's transaction there is no second try: it lost a race.
             Failure::Retry => Err(self
-                .conflict_or(
-                    &request,
-                    StoreError::InvalidAppend("lost a race to a concurrent append".into()),
-                )
+                .conflict_or(&request, StoreError::InvalidAppend("lost a race to a concurrent append".into()))
                 .await),
             Failure::Error(error) => Err(error),
         }
@@ -173,11 +154,7 @@ impl PgEventStore {
 
     /// Work out why an append failed: a replay, a version conflict, a lost race on an
     /// `Any` stream (retry), or a database error.
-    async fn explain_failure(
-        &self,
-        request: &AppendRequest,
-        failure: Option<sqlx::Error>,
-    ) -> Failure {
+    async fn explain_failure(&self, request: &AppendRequest, failure: Option<sqlx::Error>) -> Failure {
         let kind = failure.as_ref().map_or(Kind::VersionMismatch, classify);
         if kind.may_be_replay() {
             match self.replayed(request).await {
@@ -190,26 +167,15 @@ impl PgEventStore {
             Some(error) => kind.into_failure(error, request),
             // The single-event statement appended nothing: the stream is elsewhere.
             None => Failure::Conflict(
-                self.conflict_or(
-                    request,
-                    StoreError::InvalidAppend("the stream moved during the append".into()),
-                )
-                .await,
+                self.conflict_or(request, StoreError::InvalidAppend("the stream moved during the append".into())).await,
             ),
         }
     }
 
     /// If the request's events are already stored, the earlier result.
     async fn replayed(&self, request: &AppendRequest) -> Result<Option<Appended>> {
-        let ids: Vec<Uuid> = request
-            .streams
-            .iter()
-            .flat_map(|s| s.events.iter().map(|e| e.event_id))
-            .collect();
-        let found = self
-            .run(async |c| sql::find_events(c, &ids).await)
-            .await
-            .map_err(errors::store_error)?;
+        let ids: Vec<Uuid> = request.streams.iter().flat_map(|s| s.events.iter().map(|e| e.event_id)).collect();
+        let found = self.run(async |c| sql::find_events(c, &ids).await).await.map_err(errors::store_error)?;
         if found.is_empty() {
             return Ok(None);
         }
@@ -236,24 +202,14 @@ impl PgEventStore {
             })
             .collect();
         let events = ids.iter().filter_map(|id| by_id.get(id).cloned()).collect();
-        Ok(Some(Appended {
-            events,
-            replayed: true,
-        }))
+        Ok(Some(Appended { events, replayed: true }))
     }
 
     /// The first stream whose actual version contradicts its expectation, as a conflict;
     /// otherwise `fallback`.
     async fn conflict_or(&self, request: &AppendRequest, fallback: StoreError) -> StoreError {
-        let names: Vec<&str> = request
-            .streams
-            .iter()
-            .map(|s| s.stream_id.as_str())
-            .collect();
-        let Ok(actual) = self
-            .run(async |c| sql::stream_versions(c, &names).await)
-            .await
-        else {
+        let names: Vec<&str> = request.streams.iter().map(|s| s.stream_id.as_str()).collect();
+        let Ok(actual) = self.run(async |c| sql::stream_versions(c, &names).await).await else {
             return fallback;
         };
         let actual: HashMap<String, i64> = actual.into_iter().collect();
@@ -273,24 +229,13 @@ impl PgEventStore {
 
     async fn live_events(self, after: LogPosition) -> EventStream {
         let changes = self.wakeup.watch(&self.pool).await;
-        let state = Subscription {
-            store: self,
-            position: after,
-            changes,
-            pending_backoff: None,
-        };
+        let state = Subscription { store: self, position: after, changes, pending_backoff: None };
         futures_util::stream::unfold(Some(state), |state| async move {
             let mut state = state?;
             match state.next_page().await {
-                Ok(page) => Some((
-                    futures_util::stream::iter(page.into_iter().map(Ok)).left_stream(),
-                    Some(state),
-                )),
+                Ok(page) => Some((futures_util::stream::iter(page.into_iter().map(Ok)).left_stream(), Some(state))),
                 // Yield the error, then end the stream.
-                Err(error) => Some((
-                    futures_util::stream::iter([Err(error)]).right_stream(),
-                    None,
-                )),
+                Err(error) => Some((futures_util::stream::iter([Err(error)]).right_stream(), None)),
             }
         })
         .flatten()
@@ -300,14 +245,10 @@ impl PgEventStore {
 
 /// One try at an append: `Ok(None)` when the single-event statement found the stream at
 /// another version.
-async fn attempt(
-    conn: &mut PgConnection,
-    request: &AppendRequest,
-) -> sqlx::Result<Option<Vec<sql::AppendedRow>>> {
+async fn attempt(conn: &mut PgConnection, request: &AppendRequest) -> sqlx::Result<Option<Vec<sql::AppendedRow>>> {
     match request.streams.as_slice() {
         [stream] if stream.events.len() == 1 && request.idempotency.is_none() => {
-            let row = sql::append_one(conn, &stream.stream_id, stream.expected, &stream.events[0])
-                .await?;
+            let row = sql::append_one(conn, &stream.stream_id, stream.expected, &stream.events[0]).await?;
             Ok(row.map(|row| vec![row]))
         }
         _ => sql::append(conn, request).await.map(Some),
@@ -316,8 +257,7 @@ async fn attempt(
 
 /// Match the function's rows back to the request's events, in request order.
 fn appended(request: &AppendRequest, rows: Vec<sql::AppendedRow>, replayed: bool) -> Appended {
-    let mut by_id: HashMap<Uuid, sql::AppendedRow> =
-        rows.into_iter().map(|row| (row.event_id, row)).collect();
+    let mut by_id: HashMap<Uuid, sql::AppendedRow> = rows.into_iter().map(|row| (row.event_id, row)).collect();
     let mut events = Vec::with_capacity(by_id.len());
     for stream in &request.streams {
         for event in &stream.events {
@@ -364,17 +304,11 @@ impl Subscription {
                 self.pending_backoff = None;
                 return Ok(page);
             }
-            if self
-                .store
-                .run(async |c| sql::events_pending(c).await)
-                .await
-                .map_err(errors::store_error)?
-            {
+            if self.store.run(async |c| sql::events_pending(c).await).await.map_err(errors::store_error)? {
                 // Committed events are waiting for an older transaction to finish: look
                 // again soon, backing off while it stays open.
-                let delay = self.pending_backoff.map_or(Duration::from_millis(1), |d| {
-                    (d * 2).min(Duration::from_millis(50))
-                });
+                let delay =
+                    self.pending_backoff.map_or(Duration::from_millis(1), |d| (d * 2).min(Duration::from_millis(50)));
                 self.pending_backoff = Some(delay);
                 tokio::time::sleep(delay).await;
                 continue;
@@ -396,23 +330,13 @@ impl Subscription {
 #[async_trait]
 impl EventStore for PgEventStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            atomic_multi_stream: self.options.atomic_multi_stream,
-            transactional_idempotency: true,
-        }
+        Capabilities { atomic_multi_stream: self.options.atomic_multi_stream, transactional_idempotency: true }
     }
 
     #[tracing::instrument(level = "debug", name = "append", skip_all, fields(streams = request.streams.len(), events = request.event_count()))]
     async fn append(&self, request: AppendRequest) -> Result<Appended> {
         request.validate()?;
-        if !self.options.atomic_multi_stream
-            && request
-                .streams
-                .iter()
-                .filter(|s| !s.events.is_empty())
-                .count()
-                > 1
-        {
+        if !self.options.atomic_multi_stream && request.streams.iter().filter(|s| !s.events.is_empty()).count() > 1 {
             return Err(StoreError::InvalidAppend(
                 "this store is configured without atomic multi-stream appends".into(),
             ));
@@ -438,9 +362,7 @@ impl EventStore for PgEventStore {
                     return Err(self
                         .conflict_or(
                             &request,
-                            StoreError::InvalidAppend(
-                                "too many concurrent appends, try again".into(),
-                            ),
+                            StoreError::InvalidAppend("too many concurrent appends, try again".into()),
                         )
                         .await);
                 }
@@ -449,38 +371,24 @@ impl EventStore for PgEventStore {
         }
     }
 
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from_version: u64,
-    ) -> Result<Vec<RecordedEvent>> {
-        self.run(async |c| sql::read_stream(c, stream, from_version).await)
-            .await
-            .map_err(errors::store_error)
+    async fn read_stream(&self, stream: &StreamId, from_version: u64) -> Result<Vec<RecordedEvent>> {
+        self.run(async |c| sql::read_stream(c, stream, from_version).await).await.map_err(errors::store_error)
     }
 
     async fn read_all(&self, after: LogPosition, limit: usize) -> Result<Vec<RecordedEvent>> {
-        self.run(async |c| sql::read_all(c, after, limit).await)
-            .await
-            .map_err(errors::store_error)
+        self.run(async |c| sql::read_all(c, after, limit).await).await.map_err(errors::store_error)
     }
 
     fn subscribe_all(&self, after: LogPosition) -> EventStream {
         let store = self.clone();
-        futures_util::stream::once(store.live_events(after))
-            .flatten()
-            .boxed()
+        futures_util::stream::once(store.live_events(after)).flatten().boxed()
     }
 
     async fn head(&self) -> Result<LogPosition> {
-        self.run(async |c| sql::head(c).await)
-            .await
-            .map_err(errors::store_error)
+        self.run(async |c| sql::head(c).await).await.map_err(errors::store_error)
     }
 
     async fn idempotent_response(&self, key: &str) -> Result<Option<StoredResponse>> {
-        self.run(async |c| sql::idempotent_response(c, key).await)
-            .await
-            .map_err(errors::store_error)
+        self.run(async |c| sql::idempotent_response(c, key).await).await.map_err(errors::store_error)
     }
 }

@@ -36,10 +36,7 @@ fn expected_code(expected: ExpectedVersion) -> i64 {
 ///
 /// Streams go to the database sorted by id: concurrent multi-stream appends then wait on
 /// each other's index entries in one global order and cannot deadlock.
-pub async fn append<'c>(
-    executor: impl PgExecutor<'c>,
-    request: &AppendRequest,
-) -> sqlx::Result<Vec<AppendedRow>> {
+pub async fn append<'c>(executor: impl PgExecutor<'c>, request: &AppendRequest) -> sqlx::Result<Vec<AppendedRow>> {
     let n = request.event_count();
     let mut streams: Vec<_> = request.streams.iter().collect();
     streams.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
@@ -153,10 +150,7 @@ pub async fn find_events<'c>(
 }
 
 /// The current version (0 = no events) of each stream.
-pub async fn stream_versions<'c>(
-    executor: impl PgExecutor<'c>,
-    streams: &[&str],
-) -> sqlx::Result<Vec<(String, i64)>> {
+pub async fn stream_versions<'c>(executor: impl PgExecutor<'c>, streams: &[&str]) -> sqlx::Result<Vec<(String, i64)>> {
     sqlx::query_as(
         "select s.stream_id, coalesce((select max(e.stream_version) from event_store.event e \
                                         where e.stream_id = s.stream_id), 0) \
@@ -240,52 +234,37 @@ pub async fn head<'c>(executor: impl PgExecutor<'c>) -> sqlx::Result<LogPosition
               order by transaction_id desc, position desc limit 1"
         )
     });
-    let row: Option<(i64, i64)> = sqlx::query_as(SQL.as_str())
-        .fetch_optional(executor)
-        .await?;
-    Ok(row.map_or(LogPosition::START, |(commit, prepare)| {
-        LogPosition::new(to_u64(commit), to_u64(prepare))
-    }))
+    let row: Option<(i64, i64)> = sqlx::query_as(SQL.as_str()).fetch_optional(executor).await?;
+    Ok(row.map_or(LogPosition::START, |(commit, prepare)| LogPosition::new(to_u64(commit), to_u64(prepare))))
 }
 
 /// Whether committed events exist that readers cannot see yet because an older transaction
 /// is still running: a subscriber then polls again shortly instead of going to sleep.
 pub async fn events_pending<'c>(executor: impl PgExecutor<'c>) -> sqlx::Result<bool> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "select exists (select 1 from event_store.event where transaction_id >= {SAFE_XMIN})"
-        )
+        format!("select exists (select 1 from event_store.event where transaction_id >= {SAFE_XMIN})")
     });
     sqlx::query_scalar(SQL.as_str()).fetch_one(executor).await
 }
 
-pub async fn idempotent_response<'c>(
-    executor: impl PgExecutor<'c>,
-    key: &str,
-) -> sqlx::Result<Option<StoredResponse>> {
-    let row: Option<(String, i32, sqlx::types::Json<serde_json::Value>, i64, i64)> =
-        sqlx::query_as(
-            "select request_hash, response_status, response_body, transaction_id, position \
+pub async fn idempotent_response<'c>(executor: impl PgExecutor<'c>, key: &str) -> sqlx::Result<Option<StoredResponse>> {
+    let row: Option<(String, i32, sqlx::types::Json<serde_json::Value>, i64, i64)> = sqlx::query_as(
+        "select request_hash, response_status, response_body, transaction_id, position \
            from event_store.idempotency_key where idempotency_key = $1",
-        )
-        .bind(key)
-        .fetch_optional(executor)
-        .await?;
-    Ok(row.map(
-        |(request_hash, status, body, commit, prepare)| StoredResponse {
-            request_hash,
-            response_status: u16::try_from(status).unwrap_or(500),
-            response_body: body.0,
-            position: LogPosition::new(to_u64(commit), to_u64(prepare)),
-        },
-    ))
+    )
+    .bind(key)
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(|(request_hash, status, body, commit, prepare)| StoredResponse {
+        request_hash,
+        response_status: u16::try_from(status).unwrap_or(500),
+        response_body: body.0,
+        position: LogPosition::new(to_u64(commit), to_u64(prepare)),
+    }))
 }
 
 /// Wake listeners in other processes.
 pub async fn notify<'c>(executor: impl PgExecutor<'c>, channel: &str) -> sqlx::Result<()> {
-    sqlx::query("select pg_notify($1, '')")
-        .bind(channel)
-        .execute(executor)
-        .await?;
+    sqlx::query("select pg_notify($1, '')").bind(channel).execute(executor).await?;
     Ok(())
 }

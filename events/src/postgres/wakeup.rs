@@ -40,11 +40,7 @@ impl Wakeup {
                 tokio::time::sleep(PUBLISH_INTERVAL).await;
             }
         });
-        Arc::new(Self {
-            counter: watch::channel(0).0,
-            publish,
-            listener: Mutex::new(false),
-        })
+        Arc::new(Self { counter: watch::channel(0).0, publish, listener: Mutex::new(false) })
     }
 
     /// Called after an append committed.

@@ -94,27 +94,15 @@ fn assert_conflict(
     actual: u64,
 ) {
     match result {
-        Err(StoreError::Conflict {
-            stream: s,
-            expected: e,
-            actual: a,
-        }) => {
+        Err(StoreError::Conflict { stream: s, expected: e, actual: a }) => {
             assert_eq!((&s, e, a), (stream, expected, actual), "conflict details");
         }
-        other => panic!(
-            "expected a conflict on {stream} (expected {expected}, actual {actual}), got {other:?}"
-        ),
+        other => panic!("expected a conflict on {stream} (expected {expected}, actual {actual}), got {other:?}"),
     }
 }
 
 async fn versions(store: &dyn EventStore, stream: &StreamId) -> Vec<u64> {
-    store
-        .read_stream(stream, 1)
-        .await
-        .expect("read_stream")
-        .iter()
-        .map(|e| e.stream_version)
-        .collect()
+    store.read_stream(stream, 1).await.expect("read_stream").iter().map(|e| e.stream_version).collect()
 }
 
 /// Wait until readers of the log can see `position`. A commit becomes visible to log
@@ -123,10 +111,7 @@ async fn versions(store: &dyn EventStore, stream: &StreamId) -> Vec<u64> {
 pub async fn wait_visible(store: &dyn EventStore, position: LogPosition) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while store.head().await.expect("head") < position {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{position} did not become visible within 15 s"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "{position} did not become visible within 15 s");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
@@ -148,47 +133,28 @@ pub async fn expected_version_conflicts(harness: &dyn StoreHarness) {
     let store = harness.store();
     let s = stream("s");
 
-    let first = store
-        .append(one(&s, ExpectedVersion::NoStream, events(1, "a")))
-        .await
-        .expect("first append");
+    let first = store.append(one(&s, ExpectedVersion::NoStream, events(1, "a"))).await.expect("first append");
     assert_eq!(first.events[0].stream_version, 1);
     assert!(!first.replayed);
 
     assert_conflict(
-        store
-            .append(one(&s, ExpectedVersion::NoStream, events(1, "b")))
-            .await,
+        store.append(one(&s, ExpectedVersion::NoStream, events(1, "b"))).await,
         &s,
         ExpectedVersion::NoStream,
         1,
     );
 
-    let second = store
-        .append(one(&s, ExpectedVersion::Exact(1), events(2, "c")))
-        .await
-        .expect("exact append");
-    assert_eq!(
-        second
-            .events
-            .iter()
-            .map(|e| e.stream_version)
-            .collect::<Vec<_>>(),
-        [2, 3]
-    );
+    let second = store.append(one(&s, ExpectedVersion::Exact(1), events(2, "c"))).await.expect("exact append");
+    assert_eq!(second.events.iter().map(|e| e.stream_version).collect::<Vec<_>>(), [2, 3]);
 
     assert_conflict(
-        store
-            .append(one(&s, ExpectedVersion::Exact(1), events(1, "d")))
-            .await,
+        store.append(one(&s, ExpectedVersion::Exact(1), events(1, "d"))).await,
         &s,
         ExpectedVersion::Exact(1),
         3,
     );
     assert_conflict(
-        store
-            .append(one(&s, ExpectedVersion::Exact(7), events(1, "e")))
-            .await,
+        store.append(one(&s, ExpectedVersion::Exact(7), events(1, "e"))).await,
         &s,
         ExpectedVersion::Exact(7),
         3,
@@ -196,52 +162,24 @@ pub async fn expected_version_conflicts(harness: &dyn StoreHarness) {
 
     let missing = stream("missing");
     assert_conflict(
-        store
-            .append(one(&missing, ExpectedVersion::Exact(2), events(1, "f")))
-            .await,
+        store.append(one(&missing, ExpectedVersion::Exact(2), events(1, "f"))).await,
         &missing,
         ExpectedVersion::Exact(2),
         0,
     );
 
-    let any = store
-        .append(one(&s, ExpectedVersion::Any, events(1, "g")))
-        .await
-        .expect("any on existing");
+    let any = store.append(one(&s, ExpectedVersion::Any, events(1, "g"))).await.expect("any on existing");
     assert_eq!(any.events[0].stream_version, 4);
     let fresh = stream("fresh");
-    let any = store
-        .append(one(&fresh, ExpectedVersion::Any, events(2, "h")))
-        .await
-        .expect("any on new");
-    assert_eq!(
-        any.events
-            .iter()
-            .map(|e| e.stream_version)
-            .collect::<Vec<_>>(),
-        [1, 2]
-    );
+    let any = store.append(one(&fresh, ExpectedVersion::Any, events(2, "h"))).await.expect("any on new");
+    assert_eq!(any.events.iter().map(|e| e.stream_version).collect::<Vec<_>>(), [1, 2]);
 
     assert_eq!(versions(&*store, &s).await, [1, 2, 3, 4]);
-    assert!(
-        versions(&*store, &missing).await.is_empty(),
-        "a refused append wrote nothing"
-    );
-    let tail: Vec<u64> = store
-        .read_stream(&s, 3)
-        .await
-        .expect("read from 3")
-        .iter()
-        .map(|e| e.stream_version)
-        .collect();
+    assert!(versions(&*store, &missing).await.is_empty(), "a refused append wrote nothing");
+    let tail: Vec<u64> =
+        store.read_stream(&s, 3).await.expect("read from 3").iter().map(|e| e.stream_version).collect();
     assert_eq!(tail, [3, 4]);
-    assert!(
-        store
-            .read_stream(&s, 5)
-            .await
-            .expect("read past the end")
-            .is_empty()
-    );
+    assert!(store.read_stream(&s, 5).await.expect("read past the end").is_empty());
 }
 
 /// One append of several streams lands whole or not at all.
@@ -251,14 +189,8 @@ pub async fn multi_stream_append_is_all_or_nothing(harness: &dyn StoreHarness) {
         return;
     }
     let (a, b, c) = (stream("a"), stream("b"), stream("c"));
-    store
-        .append(one(&a, ExpectedVersion::NoStream, events(1, "a")))
-        .await
-        .expect("seed a");
-    let seeded = store
-        .append(one(&b, ExpectedVersion::NoStream, events(1, "b")))
-        .await
-        .expect("seed b");
+    store.append(one(&a, ExpectedVersion::NoStream, events(1, "a"))).await.expect("seed a");
+    let seeded = store.append(one(&b, ExpectedVersion::NoStream, events(1, "b"))).await.expect("seed b");
     wait_visible(&*store, seeded.position()).await;
     let before = read_everything(&*store, 100).await.len();
     let head_before = store.head().await.expect("head");
@@ -267,19 +199,10 @@ pub async fn multi_stream_append_is_all_or_nothing(harness: &dyn StoreHarness) {
         .stream(a.clone(), ExpectedVersion::Exact(1), events(2, "a2"))
         .stream(b.clone(), ExpectedVersion::NoStream, events(1, "b2"))
         .stream(c.clone(), ExpectedVersion::NoStream, events(1, "c2"));
-    assert_conflict(
-        store.append(refused).await,
-        &b,
-        ExpectedVersion::NoStream,
-        1,
-    );
+    assert_conflict(store.append(refused).await, &b, ExpectedVersion::NoStream, 1);
     assert_eq!(versions(&*store, &a).await, [1], "stream a untouched");
     assert!(versions(&*store, &c).await.is_empty(), "stream c untouched");
-    assert_eq!(
-        read_everything(&*store, 100).await.len(),
-        before,
-        "nothing reached the log"
-    );
+    assert_eq!(read_everything(&*store, 100).await.len(), before, "nothing reached the log");
     assert_eq!(store.head().await.expect("head"), head_before);
 
     let accepted = AppendRequest::new()
@@ -289,17 +212,10 @@ pub async fn multi_stream_append_is_all_or_nothing(harness: &dyn StoreHarness) {
     let appended = store.append(accepted).await.expect("multi-stream append");
     wait_visible(&*store, appended.position()).await;
     assert_eq!(appended.events.len(), 3);
-    assert_eq!(
-        appended.events[0].stream_id, c,
-        "results come back in request order"
-    );
+    assert_eq!(appended.events[0].stream_id, c, "results come back in request order");
     assert_eq!(appended.version_of(&a), Some(3));
     assert_eq!(appended.version_of(&c), Some(1));
-    assert_eq!(
-        versions(&*store, &b).await,
-        [1],
-        "a version check alone writes nothing"
-    );
+    assert_eq!(versions(&*store, &b).await, [1], "a version check alone writes nothing");
     let log = read_everything(&*store, 100).await;
     assert_eq!(log.len(), before + 3);
 }
@@ -315,44 +231,23 @@ pub async fn racing_appenders_get_one_winner_per_version(harness: &dyn StoreHarn
     let barrier = Arc::new(tokio::sync::Barrier::new(WRITERS));
     let mut tasks = Vec::new();
     for writer in 0..WRITERS {
-        let (store, s, winners, barrier) =
-            (store.clone(), s.clone(), winners.clone(), barrier.clone());
+        let (store, s, winners, barrier) = (store.clone(), s.clone(), winners.clone(), barrier.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             let mut conflicts = 0u64;
             loop {
-                let current = store
-                    .read_stream(&s, 1)
-                    .await
-                    .expect("read")
-                    .last()
-                    .map_or(0, |e| e.stream_version);
+                let current = store.read_stream(&s, 1).await.expect("read").last().map_or(0, |e| e.stream_version);
                 if current >= TARGET {
                     return conflicts;
                 }
-                match store
-                    .append(one(
-                        &s,
-                        ExpectedVersion::at(current),
-                        events(1, &format!("w{writer}")),
-                    ))
-                    .await
-                {
+                match store.append(one(&s, ExpectedVersion::at(current), events(1, &format!("w{writer}")))).await {
                     Ok(appended) => {
                         let version = appended.events[0].stream_version;
                         assert_eq!(version, current + 1);
-                        winners
-                            .lock()
-                            .expect("lock")
-                            .entry(version)
-                            .or_default()
-                            .push(writer);
+                        winners.lock().expect("lock").entry(version).or_default().push(writer);
                     }
                     Err(StoreError::Conflict { actual, .. }) => {
-                        assert!(
-                            actual > current,
-                            "a conflict means someone else moved the stream on"
-                        );
+                        assert!(actual > current, "a conflict means someone else moved the stream on");
                         conflicts += 1;
                     }
                     Err(other) => panic!("unexpected error: {other}"),
@@ -370,29 +265,20 @@ pub async fn racing_appenders_get_one_winner_per_version(harness: &dyn StoreHarn
         assert_eq!(won_by.len(), 1, "version {version} won by {won_by:?}");
     }
     let stored = versions(&*store, &s).await;
-    assert_eq!(
-        stored,
-        (1..=TARGET).collect::<Vec<_>>(),
-        "versions without gaps or duplicates"
-    );
+    assert_eq!(stored, (1..=TARGET).collect::<Vec<_>>(), "versions without gaps or duplicates");
     assert!(conflicts > 0, "the writers did race");
 }
 
 type Collected = Arc<Mutex<Vec<RecordedEvent>>>;
 
 /// Run a subscription in the background, collecting what it delivers.
-fn collect(
-    store: &Arc<dyn EventStore>,
-    after: LogPosition,
-) -> (Collected, tokio::task::JoinHandle<()>) {
+fn collect(store: &Arc<dyn EventStore>, after: LogPosition) -> (Collected, tokio::task::JoinHandle<()>) {
     let seen: Collected = Arc::default();
     let mut events = store.subscribe_all(after);
     let sink = seen.clone();
     let task = tokio::spawn(async move {
         while let Some(event) = events.next().await {
-            sink.lock()
-                .expect("lock")
-                .push(event.expect("subscription error"));
+            sink.lock().expect("lock").push(event.expect("subscription error"));
         }
     });
     (seen, task)
@@ -401,10 +287,7 @@ fn collect(
 async fn wait_for(seen: &Collected, count: usize, what: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while seen.lock().expect("lock").len() < count {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: waited 15 s for {count} events"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "{what}: waited 15 s for {count} events");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -430,10 +313,7 @@ fn assert_strictly_increasing(events: &[RecordedEvent], what: &str) {
 pub async fn held_transaction_is_never_skipped(harness: &dyn StoreHarness) {
     let store = harness.store();
     let s = stream("trap");
-    store
-        .append(one(&s, ExpectedVersion::NoStream, vec![event("before")]))
-        .await
-        .expect("first event");
+    store.append(one(&s, ExpectedVersion::NoStream, vec![event("before")])).await.expect("first event");
 
     let (live, live_task) = collect(&store, LogPosition::START);
     wait_for(&live, 1, "live subscriber, first event").await;
@@ -441,13 +321,7 @@ pub async fn held_transaction_is_never_skipped(harness: &dyn StoreHarness) {
     let held_stream = stream("held");
     let held_event = event("held");
     let held_id = held_event.event_id;
-    let Some(held) = harness
-        .begin_held_append(one(
-            &held_stream,
-            ExpectedVersion::NoStream,
-            vec![held_event],
-        ))
-        .await
+    let Some(held) = harness.begin_held_append(one(&held_stream, ExpectedVersion::NoStream, vec![held_event])).await
     else {
         live_task.abort();
         return;
@@ -456,13 +330,8 @@ pub async fn held_transaction_is_never_skipped(harness: &dyn StoreHarness) {
     // Later appends commit while the held one is open.
     let mut later = Vec::new();
     for i in 0..5 {
-        let appended = store
-            .append(one(
-                &stream("later"),
-                ExpectedVersion::NoStream,
-                vec![event(&format!("later-{i}"))],
-            ))
-            .await;
+        let appended =
+            store.append(one(&stream("later"), ExpectedVersion::NoStream, vec![event(&format!("later-{i}"))])).await;
         later.push(appended.expect("later append").events[0].event_id);
     }
 
@@ -472,10 +341,7 @@ pub async fn held_transaction_is_never_skipped(harness: &dyn StoreHarness) {
     early_task.abort();
     let _ = early_task.await;
     let early: Vec<RecordedEvent> = early.lock().expect("lock").clone();
-    assert!(
-        !ids(&early).contains(&held_id),
-        "an uncommitted event was delivered"
-    );
+    assert!(!ids(&early).contains(&held_id), "an uncommitted event was delivered");
     let resume_from = early.last().map_or(LogPosition::START, |e| e.position);
 
     held.commit().await;
@@ -486,10 +352,7 @@ pub async fn held_transaction_is_never_skipped(harness: &dyn StoreHarness) {
     let live_seen: Vec<RecordedEvent> = live.lock().expect("lock").clone();
     live_task.abort();
     assert_eq!(live_seen.len(), 7, "each event exactly once");
-    assert!(
-        ids(&live_seen).contains(&held_id),
-        "the late commit was not skipped"
-    );
+    assert!(ids(&live_seen).contains(&held_id), "the late commit was not skipped");
     for id in &later {
         assert!(ids(&live_seen).contains(id));
     }
@@ -513,9 +376,7 @@ pub async fn held_transaction_is_never_skipped(harness: &dyn StoreHarness) {
 
 /// After N concurrent appenders, reading the log from the start delivers each committed
 /// event exactly once, in the same order every time.
-pub async fn read_all_delivers_every_committed_event_once_in_a_stable_order(
-    harness: &dyn StoreHarness,
-) {
+pub async fn read_all_delivers_every_committed_event_once_in_a_stable_order(harness: &dyn StoreHarness) {
     const APPENDERS: usize = 8;
     const APPENDS: usize = 40;
     let store = harness.store();
@@ -528,9 +389,11 @@ pub async fn read_all_delivers_every_committed_event_once_in_a_stable_order(
             let mine = stream(&format!("appender{appender}"));
             for i in 0..APPENDS {
                 let request = if i % 5 == 4 && store.capabilities().atomic_multi_stream {
-                    AppendRequest::new()
-                        .stream(mine.clone(), ExpectedVersion::Any, events(2, "multi"))
-                        .stream(stream("side"), ExpectedVersion::NoStream, events(1, "side"))
+                    AppendRequest::new().stream(mine.clone(), ExpectedVersion::Any, events(2, "multi")).stream(
+                        stream("side"),
+                        ExpectedVersion::NoStream,
+                        events(1, "side"),
+                    )
                 } else {
                     one(&mine, ExpectedVersion::Any, events(1 + i % 3, "single"))
                 };
@@ -553,30 +416,15 @@ pub async fn read_all_delivers_every_committed_event_once_in_a_stable_order(
     let first = read_everything(&*store, 37).await;
     let second = read_everything(&*store, 1000).await;
     assert_eq!(first.len(), written.len(), "every committed event, no more");
-    assert_eq!(
-        ids(&first).into_iter().collect::<HashSet<_>>(),
-        written,
-        "exactly the committed events"
-    );
-    assert_eq!(
-        ids(&first),
-        ids(&second),
-        "the same order every time, whatever the page size"
-    );
+    assert_eq!(ids(&first).into_iter().collect::<HashSet<_>>(), written, "exactly the committed events");
+    assert_eq!(ids(&first), ids(&second), "the same order every time, whatever the page size");
     assert_strictly_increasing(&first, "read_all");
 
     // Within a stream, log order is version order.
     let mut last_version: BTreeMap<StreamId, u64> = BTreeMap::new();
     for e in &first {
-        let previous = last_version
-            .insert(e.stream_id.clone(), e.stream_version)
-            .unwrap_or(0);
-        assert_eq!(
-            e.stream_version,
-            previous + 1,
-            "stream {} out of order in the log",
-            e.stream_id
-        );
+        let previous = last_version.insert(e.stream_id.clone(), e.stream_version).unwrap_or(0);
+        assert_eq!(e.stream_version, previous + 1, "stream {} out of order in the log", e.stream_id);
     }
 }
 
@@ -589,38 +437,21 @@ pub async fn replayed_event_ids_append_nothing(harness: &dyn StoreHarness) {
     let first = store.append(request.clone()).await.expect("first append");
     assert!(!first.replayed);
 
-    let again = store
-        .append(request.clone())
-        .await
-        .expect("replayed append");
+    let again = store.append(request.clone()).await.expect("replayed append");
     assert!(again.replayed, "reported as a replay");
     assert_eq!(again.events, first.events, "the earlier result");
     assert_eq!(versions(&*store, &s).await, [1, 2]);
 
-    let moved = store
-        .append(one(&s, ExpectedVersion::Exact(2), events(1, "next")))
-        .await
-        .expect("moves on");
+    let moved = store.append(one(&s, ExpectedVersion::Exact(2), events(1, "next"))).await.expect("moves on");
     wait_visible(&*store, moved.position()).await;
-    let late_retry = store
-        .append(request.clone())
-        .await
-        .expect("replay after the stream moved on");
+    let late_retry = store.append(request.clone()).await.expect("replay after the stream moved on");
     assert!(late_retry.replayed);
     assert_eq!(late_retry.events, first.events);
     assert_eq!(versions(&*store, &s).await, [1, 2, 3]);
-    assert_eq!(
-        read_everything(&*store, 100).await.len(),
-        3,
-        "nothing appended twice"
-    );
+    assert_eq!(read_everything(&*store, 100).await.len(), 3, "nothing appended twice");
 
     // Concurrent retries of one append: one lands, the others see it as a replay.
-    let fresh = one(
-        &stream("concurrent"),
-        ExpectedVersion::NoStream,
-        events(1, "race"),
-    );
+    let fresh = one(&stream("concurrent"), ExpectedVersion::NoStream, events(1, "race"));
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (store, fresh) = (store.clone(), fresh.clone());
@@ -643,11 +474,7 @@ pub async fn subscription_catches_up_then_goes_live(harness: &dyn StoreHarness) 
     let store = harness.store();
     for batch in 0..5 {
         store
-            .append(one(
-                &stream("bulk"),
-                ExpectedVersion::NoStream,
-                events(500, &format!("b{batch}")),
-            ))
+            .append(one(&stream("bulk"), ExpectedVersion::NoStream, events(500, &format!("b{batch}"))))
             .await
             .expect("bulk");
     }
@@ -657,11 +484,7 @@ pub async fn subscription_catches_up_then_goes_live(harness: &dyn StoreHarness) 
     assert_eq!(stored, 2500);
     for i in 0..3 {
         store
-            .append(one(
-                &stream("live"),
-                ExpectedVersion::NoStream,
-                vec![event(&format!("live-{i}"))],
-            ))
+            .append(one(&stream("live"), ExpectedVersion::NoStream, vec![event(&format!("live-{i}"))]))
             .await
             .expect("live");
     }
@@ -675,14 +498,8 @@ pub async fn subscription_catches_up_then_goes_live(harness: &dyn StoreHarness) 
     // Starting after the head delivers only what comes next.
     let head = store.head().await.expect("head");
     let (tail, task) = collect(&store, head);
-    let next = store
-        .append(one(
-            &stream("after-head"),
-            ExpectedVersion::NoStream,
-            vec![event("next")],
-        ))
-        .await
-        .expect("next");
+    let next =
+        store.append(one(&stream("after-head"), ExpectedVersion::NoStream, vec![event("next")])).await.expect("next");
     wait_for(&tail, 1, "from head").await;
     task.abort();
     assert_eq!(ids(&tail.lock().expect("lock")), [next.events[0].event_id]);
@@ -692,16 +509,10 @@ pub async fn subscription_catches_up_then_goes_live(harness: &dyn StoreHarness) 
 pub async fn head_is_the_last_visible_event(harness: &dyn StoreHarness) {
     let store = harness.store();
     assert_eq!(store.head().await.expect("head"), LogPosition::START);
-    let first = store
-        .append(one(&stream("h"), ExpectedVersion::NoStream, events(3, "h")))
-        .await
-        .expect("append");
+    let first = store.append(one(&stream("h"), ExpectedVersion::NoStream, events(3, "h"))).await.expect("append");
     wait_visible(&*store, first.position()).await;
     assert_eq!(store.head().await.expect("head"), first.position());
-    let second = store
-        .append(one(&stream("h"), ExpectedVersion::NoStream, events(1, "h")))
-        .await
-        .expect("append");
+    let second = store.append(one(&stream("h"), ExpectedVersion::NoStream, events(1, "h"))).await.expect("append");
     assert!(second.position() > first.position());
     wait_visible(&*store, second.position()).await;
     assert_eq!(store.head().await.expect("head"), second.position());
@@ -723,42 +534,24 @@ pub async fn idempotency_record_is_stored_with_the_append(harness: &dyn StoreHar
         response_status: 201,
         response_body: serde_json::json!({ "id": "order-1" }),
     };
-    assert!(
-        store
-            .idempotent_response(&key)
-            .await
-            .expect("lookup")
-            .is_none()
-    );
+    assert!(store.idempotent_response(&key).await.expect("lookup").is_none());
     let appended = store
-        .append(
-            one(&stream("order"), ExpectedVersion::NoStream, events(2, "o"))
-                .idempotent(record.clone()),
-        )
+        .append(one(&stream("order"), ExpectedVersion::NoStream, events(2, "o")).idempotent(record.clone()))
         .await
         .expect("append with key");
-    let stored = store
-        .idempotent_response(&key)
-        .await
-        .expect("lookup")
-        .expect("stored");
+    let stored = store.idempotent_response(&key).await.expect("lookup").expect("stored");
     assert_eq!(stored.request_hash, "hash-1");
     assert_eq!(stored.response_status, 201);
     assert_eq!(stored.response_body, serde_json::json!({ "id": "order-1" }));
     assert_eq!(stored.position, appended.position());
 
     let other = stream("order");
-    let reused = store
-        .append(one(&other, ExpectedVersion::NoStream, events(1, "o2")).idempotent(record))
-        .await;
+    let reused = store.append(one(&other, ExpectedVersion::NoStream, events(1, "o2")).idempotent(record)).await;
     assert!(
         matches!(reused, Err(StoreError::IdempotencyKeyTaken { ref key }) if key.starts_with("buyer-1:")),
         "{reused:?}"
     );
-    assert!(
-        versions(&*store, &other).await.is_empty(),
-        "the refused append wrote nothing"
-    );
+    assert!(versions(&*store, &other).await.is_empty(), "the refused append wrote nothing");
 }
 
 /// Malformed requests are refused before anything is written.
@@ -766,27 +559,17 @@ pub async fn invalid_appends_are_refused(harness: &dyn StoreHarness) {
     let store = harness.store();
     let s = stream("invalid");
     let empty = store.append(AppendRequest::new()).await;
-    assert!(
-        matches!(empty, Err(StoreError::InvalidAppend(_))),
-        "{empty:?}"
-    );
+    assert!(matches!(empty, Err(StoreError::InvalidAppend(_))), "{empty:?}");
     let no_events = store.append(one(&s, ExpectedVersion::Any, vec![])).await;
-    assert!(
-        matches!(no_events, Err(StoreError::InvalidAppend(_))),
-        "{no_events:?}"
+    assert!(matches!(no_events, Err(StoreError::InvalidAppend(_))), "{no_events:?}");
+    let twice = AppendRequest::new().stream(s.clone(), ExpectedVersion::Any, events(1, "x")).stream(
+        s.clone(),
+        ExpectedVersion::Any,
+        events(1, "y"),
     );
-    let twice = AppendRequest::new()
-        .stream(s.clone(), ExpectedVersion::Any, events(1, "x"))
-        .stream(s.clone(), ExpectedVersion::Any, events(1, "y"));
-    assert!(matches!(
-        store.append(twice).await,
-        Err(StoreError::InvalidAppend(_))
-    ));
+    assert!(matches!(store.append(twice).await, Err(StoreError::InvalidAppend(_))));
     let e = event("dup");
     let duplicate_ids = one(&s, ExpectedVersion::Any, vec![e.clone(), e]);
-    assert!(matches!(
-        store.append(duplicate_ids).await,
-        Err(StoreError::InvalidAppend(_))
-    ));
+    assert!(matches!(store.append(duplicate_ids).await, Err(StoreError::InvalidAppend(_))));
     assert!(versions(&*store, &s).await.is_empty());
 }

@@ -10,8 +10,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 /// The server tests run against: `TEST_DATABASE_URL` (a server URL without a database
 /// name), else the local default.
 pub fn server_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
 /// A database with a random name, dropped (with every connection to it) when this is dropped.
@@ -47,9 +46,7 @@ impl TestDatabase {
     /// A database with the event store schema.
     pub async fn with_event_store() -> Self {
         let db = Self::create().await;
-        crate::postgres::migrate(&db.pool)
-            .await
-            .expect("event store migrations");
+        crate::postgres::migrate(&db.pool).await.expect("event store migrations");
         db
     }
 
@@ -82,17 +79,13 @@ impl Drop for TestDatabase {
         // `with (force)` ends the pool's connections; the pool itself belongs to the test's
         // runtime and goes with it.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
             let Ok(runtime) = runtime else { return };
             runtime.block_on(async move {
                 let mut admin = admin_connection().await;
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "drop database if exists {name} with (force)"
-                )))
-                .execute(&mut admin)
-                .await;
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop database if exists {name} with (force)")))
+                    .execute(&mut admin)
+                    .await;
             });
         });
         let _ = dropped.join();

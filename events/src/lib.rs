@@ -4,6 +4,8 @@
 pub mod domain;
 /// Event envelope: `NewEvent`, `RecordedEvent`, `StreamId`, metadata.
 pub mod envelope;
+/// Who is acting: access-token claims, issued by the command side, verified by both sides.
+pub mod identity;
 /// Ids derived from other ids, for idempotent process steps.
 pub mod ids;
 /// `LogPosition`: the place of an event in the global log; the consistency token.

@@ -216,6 +216,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// The events of one stream with `stream_version >= from_version`, in version order.
     async fn read_stream(&self, stream: &StreamId, from_version: u64) -> Result<Vec<RecordedEvent>>;
 
+    /// Several streams at once (from version 1), in the order asked; one round trip where
+    /// the backend allows.
+    async fn read_streams(&self, streams: &[StreamId]) -> Result<Vec<Vec<RecordedEvent>>> {
+        let mut all = Vec::with_capacity(streams.len());
+        for stream in streams {
+            all.push(self.read_stream(stream, 1).await?);
+        }
+        Ok(all)
+    }
+
     /// Up to `limit` events after `after`, in log order. Never returns an event behind one it
     /// has returned before to any reader: a page that ends at position P is final up to P.
     async fn read_all(&self, after: LogPosition, limit: usize) -> Result<Vec<RecordedEvent>>;

@@ -375,6 +375,17 @@ impl EventStore for PgEventStore {
         self.run(async |c| sql::read_stream(c, stream, from_version).await).await.map_err(errors::store_error)
     }
 
+    async fn read_streams(&self, streams: &[StreamId]) -> Result<Vec<Vec<RecordedEvent>>> {
+        let names: Vec<&str> = streams.iter().map(StreamId::as_str).collect();
+        let events = self.run(async |c| sql::read_streams(c, &names).await).await.map_err(errors::store_error)?;
+        let mut by_stream: HashMap<&str, Vec<RecordedEvent>> = HashMap::with_capacity(streams.len());
+        for event in events {
+            let key = names.iter().find(|n| **n == event.stream_id.as_str()).copied().unwrap_or("");
+            by_stream.entry(key).or_default().push(event);
+        }
+        Ok(names.iter().map(|name| by_stream.remove(name).unwrap_or_default()).collect())
+    }
+
     async fn read_all(&self, after: LogPosition, limit: usize) -> Result<Vec<RecordedEvent>> {
         self.run(async |c| sql::read_all(c, after, limit).await).await.map_err(errors::store_error)
     }

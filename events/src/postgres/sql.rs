@@ -205,6 +205,16 @@ pub async fn read_stream<'c>(
         .await
 }
 
+/// Every event of several streams, ordered by stream then version.
+pub async fn read_streams<'c>(executor: impl PgExecutor<'c>, streams: &[&str]) -> sqlx::Result<Vec<RecordedEvent>> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "select {EVENT_COLUMNS} from event_store.event where stream_id = any($1) order by stream_id, stream_version"
+        )
+    });
+    sqlx::query(SQL.as_str()).bind(streams).try_map(recorded_event).fetch_all(executor).await
+}
+
 pub async fn read_all<'c>(
     executor: impl PgExecutor<'c>,
     after: LogPosition,

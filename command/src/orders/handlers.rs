@@ -1,0 +1,176 @@
+//! Cart, checkout and cancellation commands.
+
+use std::collections::HashMap;
+
+use events::domain::orders::{CART_CATEGORY, ORDER_CATEGORY, PURCHASES_CATEGORY};
+use events::identity::Caller;
+use events::{AppendRequest, ExpectedVersion, StreamId};
+use uuid::Uuid;
+
+use super::decider::{CartCommand, CartDecider, CheckoutInput, Order, OrderCommand, OrderDecider, decide_checkout};
+use crate::catalog::decider::{Product, ProductCommand, ProductDecider, ProductError};
+use crate::catalog::handlers::product_stream;
+use crate::decider::Decider;
+use crate::deliveries::decider::{Delivery, DeliveryDecider};
+use crate::deliveries::handlers::{delivery_id_for, delivery_stream};
+use crate::error::{CommandError, Result, refused};
+use crate::handling::{
+    Accepted, Context, Idempotency, Meta, append_accepted, execute, fold_recorded, id_body, load, new_events, unchanged,
+};
+use crate::payments::handlers::payment_stream;
+use crate::values::{Address, PaymentToken};
+
+pub fn cart_stream(buyer_id: Uuid) -> StreamId {
+    StreamId::new(CART_CATEGORY, buyer_id)
+}
+
+pub fn order_stream(order_id: Uuid) -> StreamId {
+    StreamId::new(ORDER_CATEGORY, order_id)
+}
+
+pub fn purchases_stream(buyer_id: Uuid) -> StreamId {
+    StreamId::new(PURCHASES_CATEGORY, buyer_id)
+}
+
+/// Put `quantity` of a product in the caller's cart (0 takes it out).
+pub async fn set_cart_item(
+    ctx: &Context,
+    caller: Caller,
+    product_id: Uuid,
+    quantity: u32,
+    meta: &Meta,
+) -> Result<Accepted> {
+    if quantity > 0 {
+        match load::<ProductDecider>(&*ctx.store, &product_stream(product_id)).await?.state {
+            Product::Listed(_) => {}
+            Product::Unlisted => return Err(refused(ProductError::NotFound)),
+            Product::Delisted { .. } => return Err(refused(ProductError::Unavailable { product_id })),
+        }
+    }
+    let command = CartCommand::SetItem { product_id, quantity };
+    execute::<CartDecider>(ctx, &cart_stream(caller.account_id), &command, &meta.metadata(), 200, None, |_| {
+        let mut body = id_body(caller.account_id);
+        body.insert("product_id".into(), product_id.to_string().into());
+        body.insert("quantity".into(), quantity.into());
+        body
+    })
+    .await
+}
+
+/// Where the order goes and how it is paid.
+#[derive(Debug, Clone)]
+pub struct CheckoutOrder {
+    pub shipping_address: Address,
+    pub payment_token: PaymentToken,
+}
+
+/// Turn the caller's cart into an order: one atomic append of the cart, the order, the
+/// payment request and every product's stock reservation. Stock cannot be oversold: a
+/// concurrent checkout of the same product makes this append conflict, and the retry sees
+/// the lower stock.
+pub async fn checkout(
+    ctx: &Context,
+    caller: Caller,
+    order: CheckoutOrder,
+    meta: &Meta,
+    idempotency: Option<&Idempotency>,
+) -> Result<Accepted> {
+    if !ctx.store.capabilities().atomic_multi_stream {
+        return Err(CommandError::internal(
+            "this event store cannot append several streams atomically, and checkout needs it",
+        ));
+    }
+    let buyer_id = caller.account_id;
+    let address = serde_json::to_string(&order.shipping_address).map_err(CommandError::internal)?;
+    let shipping_address = ctx.vault.seal(buyer_id, &address).await?;
+    let order_id = Uuid::now_v7();
+    let metadata = meta.metadata();
+    let accepted = crate::retrying!(ctx, {
+        let cart = load::<CartDecider>(&*ctx.store, &cart_stream(buyer_id)).await?;
+        let product_ids: Vec<Uuid> = cart.state.items.keys().copied().collect();
+        let streams: Vec<StreamId> = product_ids.iter().map(|id| product_stream(*id)).collect();
+        let recorded = ctx.store.read_streams(&streams).await?;
+        let mut products = HashMap::with_capacity(product_ids.len());
+        let mut versions = HashMap::with_capacity(product_ids.len());
+        for (id, events) in product_ids.iter().zip(&recorded) {
+            let loaded = fold_recorded::<ProductDecider>(events)?;
+            versions.insert(*id, loaded.expected());
+            products.insert(*id, loaded.state);
+        }
+        let decision = decide_checkout(&CheckoutInput {
+            order_id,
+            buyer_id,
+            cart: &cart.state,
+            products: &products,
+            shipping_address: shipping_address.clone(),
+            payment_token: order.payment_token.as_str().to_owned(),
+        })
+        .map_err(refused)?;
+        let mut request = AppendRequest::new()
+            .stream(cart_stream(buyer_id), cart.expected(), new_events(&decision.cart, &metadata))
+            .stream(order_stream(order_id), ExpectedVersion::NoStream, new_events(&decision.order, &metadata))
+            .stream(payment_stream(order_id), ExpectedVersion::NoStream, new_events(&decision.payment, &metadata));
+        for (product_id, events) in &decision.stock {
+            let expected = versions.get(product_id).copied().unwrap_or(ExpectedVersion::NoStream);
+            request = request.stream(product_stream(*product_id), expected, new_events(events, &metadata));
+        }
+        let mut body = id_body(order_id);
+        body.insert("status".into(), "placed".into());
+        body.insert("total_cents".into(), decision.total_cents.into());
+        body.insert("currency".into(), decision.currency.clone().into());
+        append_accepted(ctx, request, 201, body, idempotency).await
+    })?;
+    metrics::counter!("agora_checkouts_total").increment(1);
+    Ok(accepted)
+}
+
+/// Cancel an order (its buyer before it ships, or an admin): its stock goes back on the
+/// shelves in the same append; the payment process refunds an authorised payment.
+pub async fn cancel(ctx: &Context, caller: Caller, order_id: Uuid, meta: &Meta) -> Result<Accepted> {
+    let reason = if caller.role == events::domain::accounts::Role::Admin { "admin_request" } else { "buyer_request" };
+    let metadata = meta.metadata();
+    crate::retrying!(ctx, {
+        let delivery_id = delivery_id_for(order_id);
+        let recorded = ctx.store.read_streams(&[order_stream(order_id), delivery_stream(delivery_id)]).await?;
+        let order = fold_recorded::<OrderDecider>(&recorded[0])?;
+        let delivery = fold_recorded::<DeliveryDecider>(&recorded[1])?;
+        let shipped = matches!(&delivery.state, Delivery::Open { history, .. } if !history.is_empty())
+            || matches!(delivery.state, Delivery::Closed { .. });
+        let command = OrderCommand::Cancel { by: caller, reason: reason.to_owned(), shipped };
+        let cancelled = OrderDecider::decide(&command, &order.state).map_err(refused)?;
+        let mut body = id_body(order_id);
+        body.insert("status".into(), "cancelled".into());
+        if cancelled.is_empty() {
+            return Ok(Accepted { status: 200, body, position: unchanged(ctx, order.position).await? });
+        }
+        let mut request =
+            AppendRequest::new().stream(order_stream(order_id), order.expected(), new_events(&cancelled, &metadata));
+        for (product_id, expected, released) in stock_releases(ctx, &order.state, order_id).await? {
+            request = request.stream(product_stream(product_id), expected, new_events(&released, &metadata));
+        }
+        append_accepted(ctx, request, 200, body, None).await
+    })
+}
+
+/// The stock releases of every line of a cancelled order, per product with its expected
+/// version.
+pub(crate) async fn stock_releases(
+    ctx: &Context,
+    order: &Order,
+    order_id: Uuid,
+) -> Result<Vec<(Uuid, ExpectedVersion, Vec<events::domain::catalog::ProductEvent>)>> {
+    let Some(info) = order.info() else { return Ok(vec![]) };
+    let streams: Vec<StreamId> = info.lines.iter().map(|l| product_stream(l.product_id)).collect();
+    let recorded = ctx.store.read_streams(&streams).await?;
+    let mut releases = Vec::with_capacity(info.lines.len());
+    for (line, events) in info.lines.iter().zip(&recorded) {
+        let product = fold_recorded::<ProductDecider>(events)?;
+        let released =
+            ProductDecider::decide(&ProductCommand::Release { order_id, quantity: line.quantity }, &product.state)
+                .map_err(refused)?;
+        if !released.is_empty() {
+            releases.push((line.product_id, product.expected(), released));
+        }
+    }
+    Ok(releases)
+}

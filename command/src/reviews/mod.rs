@@ -1,0 +1,5 @@
+//! Reviews: submitted by buyers who received the product, moderated by admins.
+
+pub mod decider;
+pub mod handlers;
+pub mod http;

@@ -28,7 +28,7 @@ pub struct TestApp {
     pub gateway: Arc<SandboxGateway>,
     pub db: TestDatabase,
     reactors: Vec<Arc<dyn Reactor>>,
-    processed: tokio::sync::Mutex<LogPosition>,
+    processed: tokio::sync::Mutex<(LogPosition, i64)>,
 }
 
 pub struct Response {
@@ -98,7 +98,7 @@ impl TestApp {
             gateway,
             db,
             reactors,
-            processed: tokio::sync::Mutex::new(LogPosition::START),
+            processed: tokio::sync::Mutex::new((LogPosition::START, 0)),
         }
     }
 
@@ -247,18 +247,22 @@ impl TestApp {
     /// Run every process manager over the log until nothing new happens (each wanted
     /// event once, transient failures retried), as the projections runtime would.
     pub async fn run_processes(&self) {
-        let mut position = self.processed.lock().await;
+        let mut guard = self.processed.lock().await;
+        let (position, seen) = &mut *guard;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let mut idle_rounds = 0;
-        while idle_rounds < 3 {
+        loop {
             assert!(tokio::time::Instant::now() < deadline, "process managers did not settle in 30 s");
             let events = self.store.read_all(*position, 500).await.expect("read_all");
             if events.is_empty() {
-                idle_rounds += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                // Settled once every committed event has been seen: log readers may lag behind
+                // commits while other transactions run on the server (invariant 4).
+                if *seen >= self.event_count().await {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
                 continue;
             }
-            idle_rounds = 0;
+            *seen += events.len() as i64;
             for event in &events {
                 for reactor in &self.reactors {
                     if !reactor.wants(&event.event_type) {

@@ -2,19 +2,26 @@
 //! the libraries.
 
 mod bench;
+mod config;
 mod database;
+mod ops;
+mod roles;
+mod startup;
 mod telemetry;
+mod tools;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use config::Settings;
+use startup::Roles;
+
 #[derive(Debug, Parser)]
 #[command(name = "agora", version, about = "Event-sourced marketplace backend")]
 struct Cli {
-    /// Event store and read models.
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/agora", global = true)]
-    database_url: String,
+    #[command(flatten)]
+    settings: Settings,
 
     /// Log lines for people (`pretty`) or for machines (`json`).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
@@ -26,8 +33,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Every role in one process on one port (the local default).
+    Serve {
+        /// Do not load the demo catalogue into an empty store.
+        #[arg(long)]
+        no_demo: bool,
+    },
+    /// The HTTP command API only.
+    Command,
+    /// The GraphQL API and this process's search index only.
+    Query,
+    /// Projectors and process managers only (one leader per projection across processes).
+    Project,
     /// Create the database if missing, apply migrations, exit.
     Migrate,
+    /// Staff accounts.
+    Account {
+        #[command(subcommand)]
+        command: tools::account::AccountCommand,
+    },
     /// Run a built-in benchmark (see README, "Benchmarks").
     Bench(bench::BenchArgs),
 }
@@ -47,16 +71,18 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.settings;
     match cli.command {
-        Command::Migrate => migrate(&cli.database_url).await,
-        Command::Bench(args) => bench::run(&cli.database_url, args).await,
+        Command::Serve { no_demo } => startup::serve(settings, !no_demo).await,
+        Command::Command => startup::run(settings, Roles::COMMAND, false).await,
+        Command::Query => startup::run(settings, Roles::QUERY, false).await,
+        Command::Project => startup::run(settings, Roles::PROJECT, false).await,
+        Command::Migrate => {
+            startup::migrate(&settings).await?;
+            tracing::info!(database = %database::redacted(&settings.database_url), "migrations applied");
+            Ok(())
+        }
+        Command::Account { command } => tools::account::run(&settings, command).await,
+        Command::Bench(args) => bench::run(&settings.database_url, args).await,
     }
-}
-
-async fn migrate(url: &str) -> anyhow::Result<()> {
-    database::ensure_database(url).await?;
-    let pool = database::connect(url, 2).await?;
-    events::postgres::migrate(&pool).await?;
-    tracing::info!(database = %database::redacted(url), "migrations applied");
-    Ok(())
 }

@@ -1,6 +1,8 @@
 //! `agora bench <workload>`: the fixed benchmark workloads of the README, run against a
 //! fresh database (`agora_bench` on the configured server, dropped and recreated).
 
+pub mod checkout;
+mod search;
 mod store;
 
 use std::time::Duration;
@@ -16,6 +18,11 @@ pub enum Workload {
     Load,
     /// After `append`: read the whole log in order, in pages, as a projector does.
     Catchup,
+    /// Through HTTP: buyers register, add 1-3 items, check out, for `--seconds` per client count.
+    Checkout,
+    /// Index `--products` generated products from the log; 1,000 queries on the index and on
+    /// PostgreSQL full-text search, 1 and 16 clients.
+    Search,
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,6 +49,14 @@ pub struct BenchArgs {
     /// Events per page for `catchup`.
     #[arg(long, default_value_t = 1000)]
     page_size: usize,
+
+    /// Duration of each `checkout` run, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+
+    /// Products of the `search` workload.
+    #[arg(long, default_value_t = 1_000_000)]
+    products: usize,
 }
 
 pub async fn run(database_url: &str, args: BenchArgs) -> anyhow::Result<()> {
@@ -63,6 +78,11 @@ pub async fn run(database_url: &str, args: BenchArgs) -> anyhow::Result<()> {
             } else {
                 store::catchup(&url, args.page_size, &report).await?;
             }
+        }
+        Workload::Search => search::search(&url, args.products, &report).await?,
+        Workload::Checkout => {
+            let clients = if args.clients == [1, 16] { vec![1, 64] } else { args.clients.clone() };
+            checkout::checkout(&url, &clients, args.seconds, &report).await?
         }
     }
     Ok(())

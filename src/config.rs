@@ -1,0 +1,115 @@
+//! Configuration: one clap struct, every option also an environment variable
+//! (CONTRACT.md, "Configuration").
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventStoreKind {
+    Postgres,
+    Eventstoredb,
+}
+
+/// Settings shared by every role and tool.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Event store and read models.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/agora", global = true)]
+    pub database_url: String,
+
+    /// Read models for the query role (e.g. a read replica). Defaults to DATABASE_URL.
+    #[arg(long, env = "READ_DATABASE_URL", global = true)]
+    pub read_database_url: Option<String>,
+
+    /// `postgres` or `eventstoredb`.
+    #[arg(long, env = "EVENT_STORE", value_enum, default_value = "postgres", global = true)]
+    pub event_store: EventStoreKind,
+
+    /// EventStoreDB/KurrentDB URL when EVENT_STORE=eventstoredb, e.g. esdb://127.0.0.1:2113?tls=false.
+    #[arg(long, env = "EVENTSTORE_URL", global = true)]
+    pub eventstore_url: Option<String>,
+
+    /// Directory of the tantivy product index (query roles).
+    #[arg(long, env = "INDEX_DIR", default_value = "./data/index", global = true)]
+    pub index_dir: PathBuf,
+
+    /// HTTP listen address.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    pub listen_addr: SocketAddr,
+
+    /// HMAC key of access tokens (at least 32 bytes). Required by the `command` and `query`
+    /// roles; `serve` makes up one for the session if unset, and says so.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// Lifetime of access tokens, in hours.
+    #[arg(long, env = "TOKEN_TTL_HOURS", default_value_t = 24, global = true)]
+    pub token_ttl_hours: i64,
+
+    /// Database connections per process.
+    #[arg(long, env = "DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: u32,
+
+    /// How long a GraphQL request with a Consistency-Token waits for the read models, in ms.
+    #[arg(long, env = "CONSISTENCY_WAIT_MS", default_value_t = 2000, global = true)]
+    pub consistency_wait_ms: u64,
+
+    /// `/readyz` of a query role fails when projections lag the log by more than this, in seconds.
+    #[arg(long, env = "READY_MAX_LAG_SECONDS", default_value_t = 30, global = true)]
+    pub ready_max_lag_seconds: u64,
+
+    /// How long shutdown waits for in-flight requests, in seconds.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20, global = true)]
+    pub shutdown_grace_seconds: u64,
+}
+
+/// Parses nothing but defaults (and the environment): for tools that run roles in-process.
+#[derive(clap::Parser)]
+struct Defaults {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+impl Settings {
+    /// Default settings for another database (benchmarks run their own server in-process).
+    pub fn for_database(url: &str) -> Settings {
+        use clap::Parser;
+        let mut settings = Defaults::parse_from(["agora"]).settings;
+        settings.database_url = url.to_owned();
+        settings.read_database_url = None;
+        settings
+    }
+
+    pub fn read_database_url(&self) -> &str {
+        self.read_database_url.as_deref().unwrap_or(&self.database_url)
+    }
+
+    pub fn consistency_wait(&self) -> Duration {
+        Duration::from_millis(self.consistency_wait_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+
+    /// The token key: the configured secret, or (when `generate` is set, for `serve`) a
+    /// random one that lives as long as the process.
+    pub fn jwt_secret(&self, generate: bool) -> anyhow::Result<Vec<u8>> {
+        match &self.jwt_secret {
+            Some(secret) if secret.expose_secret().len() >= 32 => Ok(secret.expose_secret().as_bytes().to_vec()),
+            Some(_) => anyhow::bail!("JWT_SECRET must be at least 32 bytes long"),
+            None if generate => {
+                tracing::warn!(
+                    "JWT_SECRET is not set: using a random key for this process; tokens will not survive a restart"
+                );
+                Ok((0..48).map(|_| rand::random::<u8>()).collect())
+            }
+            None => anyhow::bail!(
+                "JWT_SECRET is required for this role (at least 32 bytes), e.g. JWT_SECRET=$(openssl rand -hex 32)"
+            ),
+        }
+    }
+}

@@ -187,6 +187,10 @@ pub async fn run_with(
     }
 
     let grace = settings.shutdown_grace();
+    // Small JSON responses must not wait for Nagle's algorithm and delayed ACKs.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        let _ = stream.set_nodelay(true);
+    });
     let mut server = tokio::spawn(
         axum::serve(listener, router.into_make_service())
             .with_graceful_shutdown(wait_for(shutdown.clone()))

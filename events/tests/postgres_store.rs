@@ -61,6 +61,69 @@ impl StoreHarness for PgHarness {
 
 events::store_contract_tests!(pg_harness);
 
+/// The same contract with every append in its own transaction (group commit off).
+mod one_transaction_per_append {
+    use super::*;
+
+    async fn pg_harness_direct() -> PgHarness {
+        let db = TestDatabase::with_event_store().await;
+        let options = PgStoreOptions { group_commit_writers: 0, ..Default::default() };
+        let store = PgEventStore::new(db.pool().clone(), options);
+        PgHarness { store, db }
+    }
+
+    events::store_contract_tests!(pg_harness_direct);
+}
+
+/// Concurrent single-stream appends share transactions, yet each keeps its own expected-version
+/// check: racing appends to one stream still get exactly one winner per version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_shares_transactions_but_not_expectations() {
+    let h = pg_harness().await;
+    let store: Arc<dyn EventStore> = Arc::new(h.store.clone());
+    let hot = contract::stream("hot");
+    let mut tasks = Vec::new();
+    for client in 0..32 {
+        let (store, hot) = (store.clone(), hot.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            for round in 0..20u64 {
+                // Each client has its own stream, and everyone also races for version 1 of `hot`.
+                let own = AppendRequest::new().stream(
+                    StreamId::new("test", format!("own{client}")),
+                    ExpectedVersion::at(round),
+                    vec![contract::event("own")],
+                );
+                results.push(store.append(own).await.map(|a| a.events[0].stream_version));
+            }
+            let race = AppendRequest::new().stream(hot, ExpectedVersion::NoStream, vec![contract::event("race")]);
+            (results, store.append(race).await)
+        }));
+    }
+    let mut winners = 0;
+    for task in tasks {
+        let (own, race) = task.await.expect("task");
+        let versions: Vec<u64> = own.into_iter().map(|r| r.expect("own stream append")).collect();
+        assert_eq!(versions, (1..=20).collect::<Vec<_>>());
+        match race {
+            Ok(_) => winners += 1,
+            Err(StoreError::Conflict { actual, .. }) => assert_eq!(actual, 1),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(winners, 1, "one winner for version 1 of the hot stream");
+    let (events, transactions): (i64, i64) =
+        sqlx::query_as("select count(*), count(distinct transaction_id) from event_store.event")
+            .fetch_one(h.db.pool())
+            .await
+            .expect("count");
+    assert_eq!(events, 32 * 20 + 1);
+    assert!(
+        transactions < events,
+        "some appends shared a transaction ({transactions} transactions for {events} events)"
+    );
+}
+
 async fn insert_raw(pool: &PgPool, stream: &str, version: i64, event_type: &str, schema_version: i32, data: &str) {
     sqlx::query(
         "insert into event_store.event (event_id, stream_id, stream_version, event_type, schema_version, data) \

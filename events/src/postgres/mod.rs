@@ -9,6 +9,7 @@
 
 mod connections;
 mod errors;
+mod group_commit;
 mod sql;
 mod wakeup;
 
@@ -57,11 +58,22 @@ pub struct PgStoreOptions {
     pub atomic_multi_stream: bool,
     /// Retries of an append that lost a race on a stream appended with `ExpectedVersion::Any`.
     pub any_version_retries: u32,
+    /// Writer tasks that group concurrent single-stream appends into shared transactions
+    /// (see `group_commit`); 0 appends each in its own transaction.
+    pub group_commit_writers: usize,
+    /// Most appends in one group-committed transaction.
+    pub group_commit_max: usize,
 }
 
 impl Default for PgStoreOptions {
     fn default() -> Self {
-        Self { subscription: SubscriptionOptions::default(), atomic_multi_stream: true, any_version_retries: 10 }
+        Self {
+            subscription: SubscriptionOptions::default(),
+            atomic_multi_stream: true,
+            any_version_retries: 10,
+            group_commit_writers: 4,
+            group_commit_max: 64,
+        }
     }
 }
 
@@ -89,6 +101,8 @@ pub struct PgEventStore {
     connections: ConnectionPool,
     options: Arc<PgStoreOptions>,
     wakeup: Arc<Wakeup>,
+    /// Queue of the group-commit writers; `None` in the writers' own handle.
+    group: Option<tokio::sync::mpsc::Sender<group_commit::Pending>>,
 }
 
 impl PgEventStore {
@@ -101,7 +115,13 @@ impl PgEventStore {
             pool.options().get_max_connections(),
             pool.options().get_acquire_timeout(),
         );
-        Self { pool, connections, options: Arc::new(options), wakeup }
+        let writers = options.group_commit_writers;
+        let max_batch = options.group_commit_max;
+        let mut store = Self { pool, connections, options: Arc::new(options), wakeup, group: None };
+        if writers > 0 {
+            store.group = Some(group_commit::start(store.clone(), writers, max_batch));
+        }
+        store
     }
 
     /// Run `work` on a pooled connection. The connection goes back to the pool after
@@ -336,16 +356,25 @@ impl EventStore for PgEventStore {
     #[tracing::instrument(level = "debug", name = "append", skip_all, fields(streams = request.streams.len(), events = request.event_count()))]
     async fn append(&self, request: AppendRequest) -> Result<Appended> {
         request.validate()?;
+        if let Some(group) = &self.group
+            && group_commit::eligible(&request)
+        {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            group.send(group_commit::Pending { request, reply }).await.map_err(|_| group_commit::closed())?;
+            return answer.await.map_err(|_| group_commit::closed())?;
+        }
         if !self.options.atomic_multi_stream && request.streams.iter().filter(|s| !s.events.is_empty()).count() > 1 {
             return Err(StoreError::InvalidAppend(
                 "this store is configured without atomic multi-stream appends".into(),
             ));
         }
         let mut retries = 0;
+        let started = std::time::Instant::now();
         loop {
             let failure = match self.run(async |conn| attempt(conn, &request).await).await {
                 Ok(Some(rows)) => {
                     self.wakeup.appended();
+                    metrics::histogram!("agora_append_duration_seconds").record(started.elapsed().as_secs_f64());
                     return Ok(appended(&request, rows, false));
                 }
                 Ok(None) => None,
@@ -353,7 +382,10 @@ impl EventStore for PgEventStore {
             };
             match self.explain_failure(&request, failure).await {
                 Failure::Replayed(appended) => return Ok(appended),
-                Failure::Conflict(conflict) => return Err(conflict),
+                Failure::Conflict(conflict) => {
+                    metrics::counter!("agora_append_conflicts_total").increment(1);
+                    return Err(conflict);
+                }
                 Failure::Retry if retries < self.options.any_version_retries => {
                     retries += 1;
                     continue;

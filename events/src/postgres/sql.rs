@@ -135,6 +135,68 @@ pub async fn append_one<'c>(
     .await
 }
 
+/// One event of a group-committed batch, with the version it was given.
+pub struct BatchRow<'a> {
+    pub stream_id: &'a str,
+    pub stream_version: u64,
+    pub event: &'a crate::envelope::NewEvent,
+}
+
+/// Insert the events of a batch (versions already decided) in one statement.
+pub async fn insert_batch<'c>(executor: impl PgExecutor<'c>, rows: &[BatchRow<'_>]) -> sqlx::Result<Vec<AppendedRow>> {
+    let mut event_ids = Vec::with_capacity(rows.len());
+    let mut streams = Vec::with_capacity(rows.len());
+    let mut versions = Vec::with_capacity(rows.len());
+    let mut types = Vec::with_capacity(rows.len());
+    let mut schema_versions = Vec::with_capacity(rows.len());
+    let mut data = Vec::with_capacity(rows.len());
+    let mut correlation_ids = Vec::with_capacity(rows.len());
+    let mut causation_ids = Vec::with_capacity(rows.len());
+    let mut actors = Vec::with_capacity(rows.len());
+    for row in rows {
+        event_ids.push(row.event.event_id);
+        streams.push(row.stream_id);
+        versions.push(i64::try_from(row.stream_version).unwrap_or(i64::MAX));
+        types.push(row.event.event_type.as_str());
+        schema_versions.push(i32::try_from(row.event.schema_version).unwrap_or(i32::MAX));
+        data.push(row.event.data.as_str());
+        correlation_ids.push(row.event.metadata.correlation_id);
+        causation_ids.push(row.event.metadata.causation_id);
+        actors.push(row.event.metadata.actor.as_deref());
+    }
+    sqlx::query(
+        "insert into event_store.event (transaction_id, event_id, stream_id, stream_version, event_type, \
+                                        schema_version, data, correlation_id, causation_id, actor) \
+         select pg_current_xact_id()::text::bigint, e.event_id, e.stream_id, e.stream_version, e.event_type, \
+                e.schema_version, e.data::json, e.correlation_id, e.causation_id, e.actor \
+           from unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::int[], $6::text[], $7::uuid[], \
+                       $8::uuid[], $9::text[]) \
+                with ordinality as e(event_id, stream_id, stream_version, event_type, schema_version, data, \
+                                     correlation_id, causation_id, actor, ord) \
+          order by e.ord \
+         returning event_id, stream_version, transaction_id, position",
+    )
+    .bind(event_ids)
+    .bind(streams)
+    .bind(versions)
+    .bind(types)
+    .bind(schema_versions)
+    .bind(data)
+    .bind(correlation_ids)
+    .bind(causation_ids)
+    .bind(actors)
+    .try_map(|row: PgRow| {
+        Ok(AppendedRow {
+            event_id: row.try_get(0)?,
+            stream_version: row.try_get(1)?,
+            transaction_id: row.try_get(2)?,
+            position: row.try_get(3)?,
+        })
+    })
+    .fetch_all(executor)
+    .await
+}
+
 /// Where already-stored events landed, for an append that turned out to be a replay.
 pub async fn find_events<'c>(
     executor: impl PgExecutor<'c>,

@@ -52,8 +52,25 @@ enum Command {
         #[command(subcommand)]
         command: tools::account::AccountCommand,
     },
+    /// Bulk imports through the command path.
+    Import {
+        #[command(subcommand)]
+        what: ImportCommand,
+    },
     /// Run a built-in benchmark (see README, "Benchmarks").
     Bench(bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportCommand {
+    /// A catalogue: one JSON object per line (title, description, category, brand,
+    /// price_cents, currency, stock, vendor as an email or account id).
+    Products {
+        file: std::path::PathBuf,
+        /// Lines imported at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
 }
 
 #[tokio::main]
@@ -83,6 +100,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Account { command } => tools::account::run(&settings, command).await,
+        Command::Import { what: ImportCommand::Products { file, concurrency } } => {
+            let services = startup::services(&settings, &[0u8; 32]).await?;
+            let summary = tools::import::import_products(services.ctx.clone(), &file, concurrency).await?;
+            println!(
+                "imported {} products ({} vendor accounts created), rejected {} lines",
+                summary.imported,
+                summary.vendors_created,
+                summary.rejected.len()
+            );
+            for (line, reason) in &summary.rejected {
+                println!("  line {line}: {reason}");
+            }
+            Ok(())
+        }
         Command::Bench(args) => bench::run(&settings.database_url, args).await,
     }
 }

@@ -120,7 +120,18 @@ pub async fn wait_for(mut shutdown: watch::Receiver<bool>) {
 /// `agora serve`: every role; a made-up token key if none is configured; the demo catalogue
 /// in an empty store.
 pub async fn serve(settings: Settings, demo: bool) -> anyhow::Result<()> {
-    let _ = demo;
+    if demo {
+        // The demo loader issues no tokens: any key will do here.
+        let services = services(&settings, &[0u8; 32]).await?;
+        if crate::demo::load_if_empty(&services).await? {
+            eprintln!(
+                "Demo accounts (password \"{}\"): buyer@agora.example, vendor1@agora.example .. vendor5@agora.example, \
+                 carrier@agora.example, admin@agora.example",
+                crate::demo::PASSWORD
+            );
+        }
+        services.pool.close().await;
+    }
     run_with(settings, Roles::ALL, true, None).await
 }
 

@@ -103,6 +103,25 @@ pub struct PgEventStore {
     wakeup: Arc<Wakeup>,
     /// Queue of the group-commit writers; `None` in the writers' own handle.
     group: Option<tokio::sync::mpsc::Sender<group_commit::Pending>>,
+    /// Appends under way in this process: alone, an append skips the group-commit queue.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts an append as under way while it lives.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    /// Count one more; whether others were already under way.
+    fn enter(counter: &Arc<std::sync::atomic::AtomicUsize>) -> (InFlight, bool) {
+        let others = counter.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        (InFlight(counter.clone()), others > 0)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl PgEventStore {
@@ -117,7 +136,8 @@ impl PgEventStore {
         );
         let writers = options.group_commit_writers;
         let max_batch = options.group_commit_max;
-        let mut store = Self { pool, connections, options: Arc::new(options), wakeup, group: None };
+        let mut store =
+            Self { pool, connections, options: Arc::new(options), wakeup, group: None, in_flight: Arc::default() };
         if writers > 0 {
             store.group = Some(group_commit::start(store.clone(), writers, max_batch));
         }
@@ -356,7 +376,9 @@ impl EventStore for PgEventStore {
     #[tracing::instrument(level = "debug", name = "append", skip_all, fields(streams = request.streams.len(), events = request.event_count()))]
     async fn append(&self, request: AppendRequest) -> Result<Appended> {
         request.validate()?;
+        let (_in_flight, concurrent) = InFlight::enter(&self.in_flight);
         if let Some(group) = &self.group
+            && concurrent
             && group_commit::eligible(&request)
         {
             let (reply, answer) = tokio::sync::oneshot::channel();

@@ -7,7 +7,9 @@ use command::accounts::handlers::{Registration, register};
 use command::catalog::handlers::{NewProduct, list};
 use command::handling::Meta;
 use command::orders::handlers::{CheckoutOrder, checkout, set_cart_item};
-use command::values::{Address, Currency, Description, Email, Label, Password, PaymentToken, PersonName, PriceCents, StockLevel, Title};
+use command::values::{
+    Address, Currency, Description, Email, Label, Password, PaymentToken, PersonName, PriceCents, StockLevel, Title,
+};
 use events::domain::accounts::Role;
 use events::identity::Caller;
 use events::{EventStore, LogPosition};
@@ -72,7 +74,9 @@ pub async fn load_if_empty(services: &Services) -> anyhow::Result<bool> {
         };
         let vendor = vendors[n % vendors.len()];
         let meta = Meta::new(Some(Caller { account_id: vendor, role: Role::Vendor }), Uuid::now_v7());
-        let accepted = list(&services.ctx, vendor, product, &meta, None).await.map_err(|e| anyhow::anyhow!("demo product: {e}"))?;
+        let accepted = list(&services.ctx, vendor, product, &meta, None)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo product: {e}"))?;
         if let Some(id) = accepted.body.get("id").and_then(|id| id.as_str()).and_then(|id| Uuid::parse_str(id).ok()) {
             products.push(id);
         }
@@ -82,7 +86,9 @@ pub async fn load_if_empty(services: &Services) -> anyhow::Result<bool> {
     let caller = Caller { account_id: buyer, role: Role::Buyer };
     let meta = Meta::new(Some(caller), Uuid::now_v7());
     for product in products.iter().take(2) {
-        set_cart_item(&services.ctx, caller, *product, 1, &meta).await.map_err(|e| anyhow::anyhow!("demo cart: {e}"))?;
+        set_cart_item(&services.ctx, caller, *product, 1, &meta)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo cart: {e}"))?;
     }
     let order = CheckoutOrder {
         shipping_address: Address {

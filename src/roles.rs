@@ -2,6 +2,7 @@
 //! (`project`), the search indexer and the GraphQL API (`query`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -35,7 +36,10 @@ pub async fn start_projections(
     Ok(())
 }
 
-/// The query side: the search index of this process, kept up to date from the log.
+/// The query side: the search index of this process, kept up to date from the log, and the
+/// GraphQL API (`/graphql`, GraphiQL, subscriptions on `/graphql/ws`) over the read models
+/// (`READ_DATABASE_URL`, a small pool of its own) and that index. Ready while every read
+/// model and the index are within `READY_MAX_LAG_SECONDS` of the log.
 pub async fn query_routes(
     settings: &Settings,
     services: &Services,
@@ -46,10 +50,31 @@ pub async fn query_routes(
         .with_context(|| format!("cannot create the index directory {} (INDEX_DIR)", settings.index_dir.display()))?;
     let index = search::ProductIndex::open(&settings.index_dir)
         .with_context(|| format!("cannot open the search index in {}", settings.index_dir.display()))?;
-    let (store, indexed) = (services.store(), index.clone());
+    let (store, indexed, stop) = (services.store(), index.clone(), shutdown.clone());
     background.spawn(async move {
-        search::run(store, indexed, crate::startup::wait_for(shutdown)).await.context("search indexer")
+        search::run(store, indexed, crate::startup::wait_for(stop)).await.context("search indexer")
     });
-    let _ = Arc::new(index);
-    Ok((Router::new(), Vec::new()))
+
+    let read_url = settings.read_database_url();
+    let read = query::ReadModels::connect_lazy(read_url, settings.db_pool_size.clamp(2, 16)).with_context(|| {
+        format!("READ_DATABASE_URL is not a PostgreSQL URL: {}", crate::database::redacted(read_url))
+    })?;
+    let options = query::QueryOptions { consistency_wait: settings.consistency_wait(), ..Default::default() };
+    let api = query::QueryApi::new(read, index, services.store(), services.ctx.tokens.clone(), options);
+
+    // Subscriptions end (cleanly, with `complete`) when the process shuts down.
+    let closing = api.clone();
+    background.spawn(async move {
+        crate::startup::wait_for(shutdown).await;
+        closing.shutdown();
+        Ok(())
+    });
+
+    let max_lag = Duration::from_secs(settings.ready_max_lag_seconds);
+    let (ready_api, ready_store) = (api.clone(), services.store());
+    let lag: Check = Arc::new(move || {
+        let (api, store) = (ready_api.clone(), ready_store.clone());
+        Box::pin(async move { query::readiness::check(&api, &*store, max_lag).await })
+    });
+    Ok((query::router(api), vec![("read_models", lag)]))
 }

@@ -51,6 +51,9 @@ pub(crate) async fn apply_batch(
     };
     let name = projection.name();
     let mut tx = conn.begin().await?;
+    // Safe without waiting for the WAL flush: read-model changes and checkpoint commit (or
+    // are lost in a server crash) together, and a lost batch is simply applied again.
+    sqlx::raw_sql("set local synchronous_commit = off").execute(&mut *tx).await?;
     let locked = match target {
         Target::Live => checkpoint::lock_live(&mut *tx, name).await?,
         Target::Generation(generation) => checkpoint::lock_generation(&mut *tx, name, generation).await?,

@@ -30,6 +30,10 @@ pub enum Error {
     InvalidEvent { event_id: Uuid, event_type: String, stream_id: String, stream_version: u64, reason: String },
     #[error("history generator: {0}")]
     History(String),
+    #[error("rebuild of {projection}: {reason}")]
+    Rebuild { projection: String, reason: String },
+    #[error("a runtime task failed: {0}")]
+    Task(String),
     #[error("stopped: shutdown requested")]
     Shutdown,
 }

@@ -64,7 +64,7 @@ pub async fn run_projectors(
         .collect();
     let mut first_error = None;
     for task in tasks {
-        let outcome = task.await.map_err(|e| Error::History(format!("projector task failed: {e}")));
+        let outcome = task.await.map_err(|e| Error::Task(e.to_string()));
         if let Err(error) = outcome.and_then(|r| r) {
             first_error.get_or_insert(error);
         }
@@ -132,7 +132,8 @@ impl ProjectorWorker {
             version = projection.version(),
             "live generation was built by an older version: rebuilding it"
         );
-        rebuild(&self.pool, self.store.clone(), &[self.projection.clone()], self.options.rebuild.clone()).await?;
+        rebuild(&self.pool, self.store.clone(), std::slice::from_ref(&self.projection), self.options.rebuild.clone())
+            .await?;
         ensure_live(&self.pool, projection).await
     }
 
@@ -201,28 +202,26 @@ impl ProjectorWorker {
                     expected.position = position;
                     self.meter.batch(position, chunk.len(), applied, started.elapsed());
                     backoff.reset();
-                    if let Some(s) = &stuck {
-                        if chunk.iter().any(|e| e.event_id == s.event_id) {
-                            tracing::info!(projection = name, event_id = %s.event_id, attempts = s.attempts, "got past the failing event");
-                            stuck = None;
-                            single = false;
-                            self.meter.stalled(false);
-                            if let Err(error) = checkpoint::clear_failure(&self.pool, name).await {
-                                tracing::warn!(projection = name, %error, "cannot clear the failure record");
-                            }
+                    if let Some(s) = &stuck
+                        && chunk.iter().any(|e| e.event_id == s.event_id)
+                    {
+                        tracing::info!(projection = name, event_id = %s.event_id, attempts = s.attempts, "got past the failing event");
+                        stuck = None;
+                        single = false;
+                        self.meter.stalled(false);
+                        if let Err(error) = checkpoint::clear_failure(&self.pool, name).await {
+                            tracing::warn!(projection = name, %error, "cannot clear the failure record");
                         }
                     }
                     if single && stuck.is_none() && buffer.is_empty() {
                         single = false;
                     }
-                    if last_lag_report.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) || buffer.is_empty() {
+                    if buffer.is_empty() && feed.ready() == 0 {
+                        // Caught up with everything read so far: no query needed.
+                        self.meter.lag(0, 0.0);
+                    } else if last_lag_report.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
                         last_lag_report = Some(Instant::now());
-                        self.report_lag(
-                            position,
-                            !buffer.is_empty() || feed.ready() > 0,
-                            chunk.last().map(|e| e.recorded_at),
-                        )
-                        .await;
+                        self.report_lag(position, chunk.last().map(|e| e.recorded_at)).await;
                     }
                 }
                 Ok(Outcome::Moved(row)) => {
@@ -301,12 +300,12 @@ impl ProjectorWorker {
         buffer.iter().position(|e| self.filter.wants(&e.event_type)).map_or(buffer.len(), |i| i + 1)
     }
 
-    /// Lag in events (estimated from log positions) and seconds (age of the oldest event not
-    /// applied yet; 0 when nothing is waiting).
-    async fn report_lag(&self, position: LogPosition, pending: bool, last_recorded_at: Option<chrono::DateTime<Utc>>) {
+    /// Lag in events (estimated from log positions; `status` counts exactly) and in seconds
+    /// (age of the last applied event while more wait; 0 when caught up).
+    async fn report_lag(&self, position: LogPosition, last_recorded_at: Option<chrono::DateTime<Utc>>) {
         let Ok(head) = self.store.head().await else { return };
-        let events = if head > position { head.prepare().saturating_sub(position.prepare()) } else { 0 };
-        let seconds = match (pending || events > 0, last_recorded_at) {
+        let events = if head > position { head.prepare().saturating_sub(position.prepare()).max(1) } else { 0 };
+        let seconds = match (events > 0, last_recorded_at) {
             (true, Some(at)) => (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0,
             _ => 0.0,
         };

@@ -142,6 +142,13 @@ impl Worker for ReactorWorker {
                         feed = Feed::start(&self.store, position, options.read_ahead);
                         continue;
                     }
+                    Err(Error::UnknownProjection(_)) => {
+                        // The row is gone (read models reset): start again from a new one.
+                        position = ensure_reactor(&self.pool, name).await?.position;
+                        buffer.clear();
+                        feed = Feed::start(&self.store, position, options.read_ahead);
+                        continue;
+                    }
                     Err(error) => {
                         // The reactions ran; they will run again (at-least-once).
                         put_back(&mut buffer, chunk);
@@ -159,15 +166,15 @@ impl Worker for ReactorWorker {
             }
             let passed: HashSet<Uuid> = chunk[..reacted.completed].iter().map(|e| e.event_id).collect();
             put_back(&mut buffer, chunk.into_iter().skip(reacted.completed).collect());
-            if let Some((stuck_id, attempts)) = stuck {
-                if passed.contains(&stuck_id) {
-                    tracing::info!(reactor = name, event_id = %stuck_id, attempts, "got past the failing event");
-                    stuck = None;
-                    single = false;
-                    self.meter.stalled(false);
-                    if let Err(error) = checkpoint::clear_failure(&self.pool, name).await {
-                        tracing::warn!(reactor = name, %error, "cannot clear the failure record");
-                    }
+            if let Some((stuck_id, attempts)) = stuck
+                && passed.contains(&stuck_id)
+            {
+                tracing::info!(reactor = name, event_id = %stuck_id, attempts, "got past the failing event");
+                stuck = None;
+                single = false;
+                self.meter.stalled(false);
+                if let Err(error) = checkpoint::clear_failure(&self.pool, name).await {
+                    tracing::warn!(reactor = name, %error, "cannot clear the failure record");
                 }
             }
             match reacted.failure {

@@ -18,6 +18,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use events::{EventStore, LogPosition, RecordedEvent};
@@ -167,41 +168,63 @@ pub async fn rebuild(
             busy: Duration::ZERO,
         });
     }
-    let from = shadows.iter().map(|s| s.position).min().unwrap_or(LogPosition::START);
+    let Some(from) = shadows.iter().map(|s| s.position).min() else {
+        return Ok(RebuildSummary { projections: Vec::new(), events: 0, seconds: 0.0, events_per_s: 0.0 });
+    };
     let total = count_events_after(pool, from).await;
     let mut reporter = Reporter::new(options.clone(), total);
 
-    // Read ahead one page while the previous one is applied.
-    let (pages_tx, mut pages) = mpsc::channel::<Result<Arc<Vec<RecordedEvent>>>>(2);
+    // One reader, one task per shadow: each shadow goes at its own pace (a few pages of
+    // read-ahead each), so the slowest projection sets the time, not the sum of per-page
+    // maxima. Every task is aborted if this future is dropped (Ctrl-C).
+    let mut inboxes = Vec::with_capacity(shadows.len());
+    let mut workers = Vec::with_capacity(shadows.len());
+    let mut counters = Vec::with_capacity(shadows.len());
+    for mut shadow in shadows {
+        let (tx, mut rx) = mpsc::channel::<Arc<Vec<RecordedEvent>>>(4);
+        let done = Arc::new(AtomicU64::new(0));
+        let counter = done.clone();
+        inboxes.push(tx);
+        counters.push(done);
+        workers.push(AbortOnDrop(tokio::spawn(async move {
+            while let Some(page) = rx.recv().await {
+                shadow.apply_page(&page).await?;
+                counter.fetch_add(page.len() as u64, Ordering::Relaxed);
+            }
+            Ok::<Shadow, Error>(shadow)
+        })));
+    }
     let reader_store = store.clone();
-    let reader = tokio::spawn(async move {
+    let mut reader = AbortOnDrop(tokio::spawn(async move {
         let mut after = from;
         loop {
-            match reader_store.read_all(after, batch_size).await {
-                Ok(page) => {
-                    let Some(last) = page.last().map(|e| e.position) else { break };
-                    after = last;
-                    if pages_tx.send(Ok(Arc::new(page))).await.is_err() {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    let _ = pages_tx.send(Err(error.into())).await;
-                    break;
+            let page = reader_store.read_all(after, batch_size).await?;
+            let Some(last) = page.last().map(|e| e.position) else { return Ok::<(), Error>(()) };
+            after = last;
+            let page = Arc::new(page);
+            for inbox in &inboxes {
+                if inbox.send(page.clone()).await.is_err() {
+                    // That shadow failed: its task has the error.
+                    return Ok(());
                 }
             }
         }
-    });
-    let _reader_guard = AbortOnDrop(reader);
-
-    let mut done = 0u64;
-    while let Some(page) = pages.recv().await {
-        let page = page?;
-        let results = futures_util::future::join_all(shadows.iter_mut().map(|shadow| shadow.apply_page(&page))).await;
-        results.into_iter().collect::<Result<Vec<()>>>()?;
-        done += page.len() as u64;
-        reporter.report(done, false);
+    }));
+    let read = loop {
+        let slowest = counters.iter().map(|c| c.load(Ordering::Relaxed)).min().unwrap_or(0);
+        reporter.report(slowest, false);
+        tokio::select! {
+            read = &mut reader.0 => break read,
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    };
+    let mut shadows = Vec::with_capacity(workers.len());
+    for mut worker in workers {
+        let shadow = (&mut worker.0).await.map_err(|e| Error::Task(e.to_string()))??;
+        shadows.push(shadow);
     }
+    read.map_err(|e| Error::Task(e.to_string()))??;
+    let mut done = shadows.iter().map(|s| s.events).max().unwrap_or(0);
 
     let mut rebuilt = Vec::with_capacity(shadows.len());
     for mut shadow in shadows {
@@ -245,9 +268,9 @@ fn rate(events: u64, seconds: f64) -> f64 {
     if seconds > 0.0 { events as f64 / seconds } else { 0.0 }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -409,10 +432,10 @@ async fn swap(shadow: &mut Shadow, store: &dyn EventStore, batch_size: usize) ->
     }
     if position < live.checkpoint.position {
         // The live generation cannot be past what readers of the log can see.
-        return Err(Error::History(format!(
-            "rebuild of {name}: the shadow reached {position} but the live generation is at {}",
-            live.checkpoint.position
-        )));
+        return Err(Error::Rebuild {
+            projection: name.to_owned(),
+            reason: format!("the shadow reached {position} but the live generation is at {}", live.checkpoint.position),
+        });
     }
     checkpoint::advance(&mut *tx, name, shadow.generation, position, tail).await?;
     sqlx::raw_sql("set local search_path to default").execute(&mut *tx).await?;

@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::SearchError;
-use crate::query::MatchMode;
+use crate::query::{MatchMode, Scope};
 
 const VERSION: u8 = 1;
 const LEN: usize = 1 + 8 + 1 + 8 + 16;
@@ -26,6 +26,7 @@ pub(crate) struct SortPosition {
 pub(crate) struct Cursor {
     pub fingerprint: u64,
     pub mode: MatchMode,
+    pub scope: Scope,
     pub position: SortPosition,
 }
 
@@ -34,7 +35,8 @@ impl Cursor {
         let mut bytes = Vec::with_capacity(LEN);
         bytes.push(VERSION);
         bytes.extend_from_slice(&self.fingerprint.to_be_bytes());
-        bytes.push(self.mode.code());
+        let titles = if self.scope == Scope::Titles { 0x10 } else { 0 };
+        bytes.push(self.mode.code() | titles);
         bytes.extend_from_slice(&self.position.key.to_be_bytes());
         bytes.extend_from_slice(&self.position.id.to_be_bytes());
         URL_SAFE_NO_PAD.encode(bytes)
@@ -55,10 +57,15 @@ impl Cursor {
         if u64_at(1)? != fingerprint {
             return Err(SearchError::InvalidCursor);
         }
-        let mode = MatchMode::from_code(bytes[9]).ok_or(SearchError::InvalidCursor)?;
+        let mode = MatchMode::from_code(bytes[9] & 0x0f).ok_or(SearchError::InvalidCursor)?;
+        let scope = match bytes[9] & 0xf0 {
+            0 => Scope::Anywhere,
+            0x10 => Scope::Titles,
+            _ => return Err(SearchError::InvalidCursor),
+        };
         let key = u64_at(10)?;
         let id = bytes[18..34].try_into().map(u128::from_be_bytes).map_err(|_| SearchError::InvalidCursor)?;
-        Ok(Self { fingerprint, mode, position: SortPosition { key, id } })
+        Ok(Self { fingerprint, mode, scope, position: SortPosition { key, id } })
     }
 }
 
@@ -99,6 +106,7 @@ mod tests {
         let cursor = Cursor {
             fingerprint: 42,
             mode: MatchMode::AllWordsWithTypos,
+            scope: Scope::Titles,
             position: SortPosition { key: u64::MAX - 7, id: u128::MAX / 3 },
         };
         let text = cursor.encode();

@@ -57,62 +57,63 @@ fn escape_into(out: &mut String, text: &str) {
 
 /// Decides which words of a text match the query.
 pub(crate) struct Highlighter {
-    stems: HashSet<String>,
-    first_letters: HashSet<char>,
-    prefixes: Vec<String>,
-    typos: Vec<(String, u8)>,
+    rules: Rules,
     words: TextAnalyzer,
     stemmer: TextAnalyzer,
 }
 
-impl Highlighter {
-    pub fn new(query_words: &[Word], typos: bool) -> Self {
-        Self {
-            stems: query_words.iter().map(|w| w.stem.clone()).collect(),
-            first_letters: query_words.iter().filter_map(|w| w.stem.chars().next()).collect(),
-            prefixes: query_words.iter().filter(|w| w.prefix).map(|w| w.raw.clone()).collect(),
-            typos: if typos {
-                query_words.iter().filter(|w| w.typo_distance > 0).map(|w| (w.raw.clone(), w.typo_distance)).collect()
-            } else {
-                Vec::new()
-            },
-            words: schema::words_analyzer(),
-            stemmer: schema::stemmed_analyzer(),
-        }
-    }
+struct Rules {
+    stems: HashSet<String>,
+    /// The first two characters of every stem: stemming only changes the end of a word,
+    /// so a word starting otherwise need not be stemmed.
+    heads: Vec<String>,
+    prefixes: Vec<String>,
+    typos: Vec<(String, u8)>,
+}
 
-    fn matches(&mut self, word: &str) -> bool {
+impl Rules {
+    fn matches(&self, word: &str, stemmer: &mut TextAnalyzer) -> bool {
         if self.prefixes.iter().any(|p| word.starts_with(p.as_str())) {
             return true;
         }
         if self.typos.iter().any(|(typo, d)| within_distance(word, typo, *d)) {
             return true;
         }
-        // Stemming only changes the end of a word: skip words that cannot share a stem.
-        if !word.chars().next().is_some_and(|c| self.first_letters.contains(&c)) {
+        if !self.heads.iter().any(|h| word.starts_with(h.as_str())) {
             return false;
         }
-        let mut stems = self.stemmer.token_stream(word);
+        let mut stems = stemmer.token_stream(word);
         stems.advance() && self.stems.contains(&stems.token().text)
+    }
+}
+
+impl Highlighter {
+    pub fn new(query_words: &[Word], typos: bool) -> Self {
+        let rules = Rules {
+            stems: query_words.iter().map(|w| w.stem.clone()).collect(),
+            heads: query_words.iter().map(|w| w.stem.chars().take(2).collect()).collect(),
+            prefixes: query_words.iter().filter(|w| w.prefix).map(|w| w.raw.clone()).collect(),
+            typos: if typos {
+                query_words.iter().filter(|w| w.typo_distance > 0).map(|w| (w.raw.clone(), w.typo_distance)).collect()
+            } else {
+                Vec::new()
+            },
+        };
+        Self { rules, words: schema::words_analyzer(), stemmer: schema::stemmed_analyzer() }
     }
 
     /// Byte ranges of the matching words of `text`.
     fn ranges(&mut self, text: &str) -> Vec<(usize, usize)> {
-        if self.stems.is_empty() {
-            return Vec::new();
-        }
+        let Highlighter { rules, words, stemmer } = self;
         let mut found = Vec::new();
-        let mut tokens = Vec::new();
-        {
-            let mut stream = self.words.token_stream(text);
-            while stream.advance() {
-                let token = stream.token();
-                tokens.push((token.offset_from, token.offset_to, token.text.clone()));
-            }
+        if rules.stems.is_empty() {
+            return found;
         }
-        for (from, to, word) in tokens {
-            if self.matches(&word) {
-                found.push((from, to));
+        let mut stream = words.token_stream(text);
+        while stream.advance() {
+            let token = stream.token();
+            if rules.matches(&token.text, stemmer) {
+                found.push((token.offset_from, token.offset_to));
             }
         }
         found

@@ -61,6 +61,8 @@ pub(crate) struct Generation {
     pub index: Index,
     pub reader: IndexReader,
     pub fields: Fields,
+    /// Decoded facet values of the segments searched lately.
+    pub facets: Arc<crate::search::FacetCache>,
     /// The commit the reader currently shows: (tantivy opstamp, payload).
     published: Mutex<(u64, CommitPayload)>,
 }
@@ -84,11 +86,20 @@ impl Generation {
         }
         // Reloads are ours to make: after our own commits at once, others' on refresh.
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Self { id, dir, index, reader, fields, published: Mutex::new((metas.opstamp, payload)) })
+        Ok(Self {
+            id,
+            dir,
+            index,
+            reader,
+            fields,
+            facets: Arc::default(),
+            published: Mutex::new((metas.opstamp, payload)),
+        })
     }
 
     pub fn in_memory() -> Result<Self> {
-        let index = Index::create_in_ram(schema::build_schema());
+        let index =
+            Index::builder().schema(schema::build_schema()).settings(schema::index_settings()).create_in_ram()?;
         Self::new(0, None, index)
     }
 
@@ -99,7 +110,8 @@ impl Generation {
             fs::remove_dir_all(&dir).map_err(|e| SearchError::io(&dir, e))?;
         }
         fs::create_dir_all(&dir).map_err(|e| SearchError::io(&dir, e))?;
-        let index = Index::create_in_dir(&dir, schema::build_schema())?;
+        let index =
+            Index::builder().schema(schema::build_schema()).settings(schema::index_settings()).create_in_dir(&dir)?;
         schema::register_analyzers(&index);
         {
             let mut writer =
@@ -134,10 +146,10 @@ impl Generation {
         let payload = CommitPayload::parse(metas.payload.as_deref())
             .map_err(|reason| SearchError::Corrupt { path: self.dir.clone().unwrap_or_default(), reason })?;
         self.reader.reload()?;
-        if let Ok(mut published) = self.published.lock() {
-            if published.0 < metas.opstamp {
-                *published = (metas.opstamp, payload);
-            }
+        if let Ok(mut published) = self.published.lock()
+            && published.0 < metas.opstamp
+        {
+            *published = (metas.opstamp, payload);
         }
         Ok(())
     }
@@ -339,16 +351,15 @@ impl ProductIndex {
 
     /// Pick up, now, a switched generation and the latest commit on disk.
     pub fn reload(&self) -> Result<()> {
-        if let Some(root) = &self.shared.root {
-            if let Some(id) = read_current(root)? {
-                if id != self.generation() {
-                    let generation = Arc::new(Generation::open(root, id)?);
-                    tracing::info!(generation = id, "switched to new index generation");
-                    match self.shared.live.write() {
-                        Ok(mut live) => *live = generation,
-                        Err(poisoned) => *poisoned.into_inner() = generation,
-                    }
-                }
+        if let Some(root) = &self.shared.root
+            && let Some(id) = read_current(root)?
+            && id != self.generation()
+        {
+            let generation = Arc::new(Generation::open(root, id)?);
+            tracing::info!(generation = id, "switched to new index generation");
+            match self.shared.live.write() {
+                Ok(mut live) => *live = generation,
+                Err(poisoned) => *poisoned.into_inner() = generation,
             }
         }
         self.live().refresh()
@@ -364,10 +375,8 @@ impl ProductIndex {
             }
             _ => false,
         };
-        if due {
-            if let Err(error) = self.reload() {
-                tracing::warn!(%error, "cannot refresh product index");
-            }
+        if due && let Err(error) = self.reload() {
+            tracing::warn!(%error, "cannot refresh product index");
         }
     }
 

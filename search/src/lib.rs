@@ -6,6 +6,8 @@ pub mod catalog;
 mod cursor;
 /// `SearchError`, the crate's one error type.
 mod error;
+/// Prefix and typo expansion of query words over the title vocabulary.
+mod expand;
 /// Highlighted snippets of titles and descriptions.
 mod highlight;
 /// `ProductIndex`: generations on disk, the near-real-time reader, the checkpoint.

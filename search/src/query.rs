@@ -8,14 +8,14 @@ use std::ops::Bound;
 
 use tantivy::Term;
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery,
-    TermSetQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery,
 };
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer, TokenStream};
 use uuid::Uuid;
 
 use crate::error::SearchError;
+use crate::expand::Expansion;
 use crate::schema::{self, Fields};
 
 /// Results per page unless the caller says otherwise.
@@ -29,8 +29,11 @@ pub const MIN_PREFIX_CHARS: usize = 3;
 
 pub(crate) const TITLE_BOOST: f32 = 3.0;
 pub(crate) const DESCRIPTION_BOOST: f32 = 1.0;
-pub(crate) const PREFIX_BOOST: f32 = 2.0;
-pub(crate) const TYPO_BOOST: f32 = 1.5;
+/// A word completing the prefix being typed counts this much of a typed one (an exact word
+/// first: `kettle` before `kettlebell`).
+pub(crate) const PREFIX_WEIGHT: f32 = 0.7;
+/// A word reached by a typo counts this much of a typed one.
+pub(crate) const TYPO_WEIGHT: f32 = 0.6;
 
 /// A product search, as a storefront sends it.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,14 +189,36 @@ pub(crate) fn words(text: &str) -> Vec<Word> {
         .collect()
 }
 
-/// The engine query for `words` in `mode`, with `filter`.
-pub(crate) fn build(fields: &Fields, words: &[Word], mode: MatchMode, filter: &ProductFilter) -> Box<dyn Query> {
+/// Where the words must be found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Title or description (the title boosted): for relevance ranking.
+    Anywhere,
+    /// Titles only: for results sorted by price, date or rating, where a description that
+    /// merely mentions a word would be listed among real matches.
+    Titles,
+}
+
+/// The engine query for `words` (each with its prefix/typo `expansions`) in `mode`, with
+/// `filter`.
+pub(crate) fn build(
+    fields: &Fields,
+    words: &[Word],
+    expansions: &[Vec<Expansion>],
+    mode: MatchMode,
+    scope: Scope,
+    filter: &ProductFilter,
+) -> Box<dyn Query> {
     let text: Box<dyn Query> = if words.is_empty() {
         Box::new(AllQuery)
     } else {
-        let typos = mode != MatchMode::AllWords;
         let occur = if mode == MatchMode::AnyWord { Occur::Should } else { Occur::Must };
-        let clauses = words.iter().map(|w| (occur, word_query(fields, w, typos))).collect();
+        let none = Vec::new();
+        let clauses = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (occur, word_query(fields, w, expansions.get(i).unwrap_or(&none), scope)))
+            .collect();
         Box::new(BooleanQuery::new(clauses))
     };
     let filters = filter_queries(fields, filter);
@@ -207,18 +232,16 @@ pub(crate) fn build(fields: &Fields, words: &[Word], mode: MatchMode, filter: &P
     Box::new(BooleanQuery::new(clauses))
 }
 
-fn word_query(fields: &Fields, word: &Word, typos: bool) -> Box<dyn Query> {
-    let mut alternatives: Vec<(Occur, Box<dyn Query>)> = vec![
-        (Occur::Should, boosted(term(fields.title, &word.stem), TITLE_BOOST)),
-        (Occur::Should, boosted(term(fields.description, &word.stem), DESCRIPTION_BOOST)),
-    ];
-    let raw = Term::from_field_text(fields.title_words, &word.raw);
-    let distance = if typos { word.typo_distance } else { 0 };
-    if word.prefix {
-        alternatives
-            .push((Occur::Should, boosted(Box::new(FuzzyTermQuery::new_prefix(raw, distance, true)), PREFIX_BOOST)));
-    } else if distance > 0 {
-        alternatives.push((Occur::Should, boosted(Box::new(FuzzyTermQuery::new(raw, distance, true)), TYPO_BOOST)));
+/// One word: its stem, or any of its expansions, in the title (boosted) or the description.
+fn word_query(fields: &Fields, word: &Word, expansions: &[Expansion], scope: Scope) -> Box<dyn Query> {
+    let stems = std::iter::once((word.stem.as_str(), 1.0))
+        .chain(expansions.iter().map(|e| (e.stem.as_str(), if e.typo { TYPO_WEIGHT } else { PREFIX_WEIGHT })));
+    let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    for (stem, weight) in stems {
+        alternatives.push((Occur::Should, boosted(term(fields.title, stem), TITLE_BOOST * weight)));
+        if scope == Scope::Anywhere {
+            alternatives.push((Occur::Should, boosted(term(fields.description, stem), DESCRIPTION_BOOST * weight)));
+        }
     }
     Box::new(BooleanQuery::new(alternatives))
 }
@@ -274,17 +297,15 @@ fn filter_queries(fields: &Fields, filter: &ProductFilter) -> Vec<Box<dyn Query>
 /// Reject structured input that makes no sense (free text is never rejected).
 pub(crate) fn validate(query: &ProductQuery) -> Result<(), SearchError> {
     let f = &query.filter;
-    if let (Some(min), Some(max)) = (f.price_min_cents, f.price_max_cents) {
-        if min > max {
-            return Err(SearchError::InvalidQuery(format!(
-                "price range is empty: minimum {min} is above maximum {max}"
-            )));
-        }
+    if let (Some(min), Some(max)) = (f.price_min_cents, f.price_max_cents)
+        && min > max
+    {
+        return Err(SearchError::InvalidQuery(format!("price range is empty: minimum {min} is above maximum {max}")));
     }
-    if let Some(rating) = f.min_rating {
-        if !(0.0..=5.0).contains(&rating) {
-            return Err(SearchError::InvalidQuery(format!("minimum rating must be between 0 and 5, not {rating}")));
-        }
+    if let Some(rating) = f.min_rating
+        && !(0.0..=5.0).contains(&rating)
+    {
+        return Err(SearchError::InvalidQuery(format!("minimum rating must be between 0 and 5, not {rating}")));
     }
     Ok(())
 }

@@ -106,7 +106,14 @@ pub async fn rebuild_with(
     }
 
     let events = indexer.events();
+    let applied_after = started.elapsed();
     let finished = tokio::task::spawn_blocking(move || indexer.finish()).await??;
+    tracing::info!(
+        events,
+        applying_seconds = applied_after.as_secs_f64(),
+        finishing_seconds = (started.elapsed() - applied_after).as_secs_f64(),
+        "product index generation built"
+    );
     let switch_root = root.clone();
     let id = generation.id;
     tokio::task::spawn_blocking(move || -> Result<()> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{ColumnValues, StrColumn};
+use tantivy::columnar::ColumnValues;
 use tantivy::query::Query;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
 use uuid::Uuid;
@@ -15,10 +15,11 @@ use uuid::Uuid;
 use crate::Result;
 use crate::cursor::{Cursor, Fingerprint, SortPosition};
 use crate::error::SearchError;
+use crate::expand::{self, Expansion};
 use crate::highlight::{Highlighter, Snippet};
 use crate::index::Generation;
-use crate::query::{self, MAX_PAGE_SIZE, MatchMode, ProductQuery, SortOrder, Word};
-use crate::schema::{ProductDoc, fast};
+use crate::query::{self, MAX_PAGE_SIZE, MatchMode, ProductQuery, Scope, SortOrder, Word};
+use crate::schema::{ProductDoc, fast, parse_facet_key};
 
 /// Below this many exact matches, the search tolerates typos.
 pub const FEW_MATCHES: u64 = 10;
@@ -127,28 +128,55 @@ pub(crate) fn execute(generation: &Generation, request: &ProductQuery) -> Result
         sort: request.sort,
         keep: limit + 1,
         after: cursor.map(|c| c.position),
-        facets: request.facets,
+        facets: request.facets.then(|| generation.facets.clone()),
     };
 
-    let run = |mode: MatchMode| -> Result<PageFruit> {
-        let query = query::build(fields, &words, mode, &request.filter);
+    // Prefix expansions always, typo expansions only when the chain gets there; each at
+    // most once per query.
+    let mut expansions: [Option<Vec<Vec<Expansion>>>; 2] = [None, None];
+    let mut run = |mode: MatchMode, scope: Scope| -> Result<PageFruit> {
+        let typos = mode != MatchMode::AllWords;
+        let slot = &mut expansions[usize::from(typos)];
+        if slot.is_none() {
+            *slot = Some(expand::expand(&searcher, fields, &words, typos)?);
+        }
+        let expanded = slot.as_deref().unwrap_or_default();
+        let query = query::build(fields, &words, expanded, mode, scope, &request.filter);
         Ok(searcher.search(&query as &dyn Query, &collector)?)
     };
-    // The fallback chain; a later page repeats the mode its first page settled on.
-    let (mode, fruit) = match cursor {
-        Some(cursor) => (cursor.mode, run(cursor.mode)?),
+    let typo_words = words.iter().any(|w| w.typo_distance > 0);
+    // The fallback chain within one scope: every word; every word with typos when exact
+    // matches are few; any word when nothing has them all.
+    let mut chain = |scope: Scope| -> Result<(MatchMode, PageFruit)> {
+        let mut mode = MatchMode::AllWords;
+        let mut fruit = run(mode, scope)?;
+        if fruit.total < FEW_MATCHES && typo_words {
+            mode = MatchMode::AllWordsWithTypos;
+            fruit = run(mode, scope)?;
+        }
+        if fruit.total == 0 && words.len() > 1 && scope == Scope::Anywhere {
+            mode = MatchMode::AnyWord;
+            fruit = run(mode, scope)?;
+        }
+        Ok((mode, fruit))
+    };
+    // A later page repeats what its first page settled on. Results sorted by something else
+    // than relevance look in titles first: a description that merely mentions a word would
+    // otherwise sit among real matches.
+    let (mode, scope, fruit) = match cursor {
+        Some(cursor) => (cursor.mode, cursor.scope, run(cursor.mode, cursor.scope)?),
+        None if request.sort != SortOrder::Relevance && !words.is_empty() => {
+            let (mode, fruit) = chain(Scope::Titles)?;
+            if fruit.total > 0 {
+                (mode, Scope::Titles, fruit)
+            } else {
+                let (mode, fruit) = chain(Scope::Anywhere)?;
+                (mode, Scope::Anywhere, fruit)
+            }
+        }
         None => {
-            let mut mode = MatchMode::AllWords;
-            let mut fruit = run(mode)?;
-            if fruit.total < FEW_MATCHES && words.iter().any(|w| w.typo_distance > 0) {
-                mode = MatchMode::AllWordsWithTypos;
-                fruit = run(mode)?;
-            }
-            if fruit.total == 0 && words.len() > 1 {
-                mode = MatchMode::AnyWord;
-                fruit = run(mode)?;
-            }
-            (mode, fruit)
+            let (mode, fruit) = chain(Scope::Anywhere)?;
+            (mode, Scope::Anywhere, fruit)
         }
     };
 
@@ -165,7 +193,7 @@ pub(crate) fn execute(generation: &Generation, request: &ProductQuery) -> Result
         })?;
         let mut hit = ProductHit::from_doc(doc);
         hit.score = if request.sort == SortOrder::Relevance { candidate.score } else { 0.0 };
-        hit.cursor = Cursor { fingerprint, mode, position: candidate.position }.encode();
+        hit.cursor = Cursor { fingerprint, mode, scope, position: candidate.position }.encode();
         hit.title_snippet = highlighter.full(&hit.title);
         hit.description_snippet = highlighter.excerpt(&hit.description);
         hits.push(hit);
@@ -227,7 +255,7 @@ fn facets(
     Facets { categories: sorted(categories), brands, price_buckets }
 }
 
-fn price_bucket(price_cents: i64) -> usize {
+pub(crate) fn price_bucket(price_cents: i64) -> usize {
     PRICE_BUCKETS_CENTS.partition_point(|&min| min <= price_cents).saturating_sub(1)
 }
 
@@ -272,7 +300,8 @@ struct PageCollector {
     sort: SortOrder,
     keep: usize,
     after: Option<SortPosition>,
-    facets: bool,
+    /// Facet counting, with the generation's cache of decoded facet values.
+    facets: Option<Arc<FacetCache>>,
 }
 
 struct PageFruit {
@@ -290,15 +319,83 @@ enum KeySource {
     Unsigned { column: Arc<dyn ColumnValues<u64>>, descending: bool },
 }
 
+/// The facet values of one segment, decoded once: by facet-column ordinal, the price
+/// bucket and the indexes of category and brand in this segment's name lists.
+pub(crate) struct SegmentFacets {
+    ords: Arc<dyn ColumnValues<u64>>,
+    entries: Vec<(usize, usize, usize)>,
+    categories: Vec<String>,
+    brands: Vec<String>,
+}
+
+impl SegmentFacets {
+    fn load(reader: &SegmentReader) -> tantivy::Result<Self> {
+        let keys = reader
+            .fast_fields()
+            .str(fast::FACET)?
+            .ok_or_else(|| tantivy::TantivyError::FieldNotFound(fast::FACET.to_owned()))?;
+        let mut facets = SegmentFacets {
+            ords: keys.ords().clone().first_or_default_col(u64::MAX),
+            entries: Vec::with_capacity(keys.num_terms()),
+            categories: Vec::new(),
+            brands: Vec::new(),
+        };
+        let mut category_index: HashMap<String, usize> = HashMap::new();
+        let mut brand_index: HashMap<String, usize> = HashMap::new();
+        let mut stream = keys.dictionary().stream()?;
+        while stream.advance() {
+            let parsed = std::str::from_utf8(stream.key()).ok().and_then(parse_facet_key);
+            // Ordinals are dense: keep the slot even for a value this build cannot read.
+            let Some((bucket, category, brand)) = parsed else {
+                facets.entries.push((usize::MAX, usize::MAX, usize::MAX));
+                continue;
+            };
+            let c = intern(&mut category_index, &mut facets.categories, category);
+            let b = intern(&mut brand_index, &mut facets.brands, brand);
+            facets.entries.push((bucket, c, b));
+        }
+        Ok(facets)
+    }
+}
+
+fn intern(index: &mut HashMap<String, usize>, names: &mut Vec<String>, name: &str) -> usize {
+    if let Some(&i) = index.get(name) {
+        return i;
+    }
+    names.push(name.to_owned());
+    index.insert(name.to_owned(), names.len() - 1);
+    names.len() - 1
+}
+
+/// Decoded facet values per segment (segments never change; deletions do not touch them).
+#[derive(Default)]
+pub(crate) struct FacetCache {
+    segments: std::sync::Mutex<HashMap<tantivy::index::SegmentId, Arc<SegmentFacets>>>,
+}
+
+impl FacetCache {
+    /// More than this many cached segments: merges have retired some; start over.
+    const MAX_SEGMENTS: usize = 256;
+
+    fn get(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentFacets>> {
+        let id = reader.segment_id();
+        if let Some(found) = self.segments.lock().ok().and_then(|map| map.get(&id).cloned()) {
+            return Ok(found);
+        }
+        let loaded = Arc::new(SegmentFacets::load(reader)?);
+        if let Ok(mut map) = self.segments.lock() {
+            if map.len() >= Self::MAX_SEGMENTS {
+                map.clear();
+            }
+            map.insert(id, loaded.clone());
+        }
+        Ok(loaded)
+    }
+}
+
 struct FacetColumns {
-    category: StrColumn,
-    category_ords: Arc<dyn ColumnValues<u64>>,
-    brand: StrColumn,
-    brand_ords: Arc<dyn ColumnValues<u64>>,
-    price: Arc<dyn ColumnValues<i64>>,
-    category_counts: Vec<u64>,
-    brand_counts: Vec<u64>,
-    prices: [u64; PRICE_BUCKETS_CENTS.len()],
+    segment: Arc<SegmentFacets>,
+    counts: Vec<u64>,
 }
 
 struct PageSegment {
@@ -333,24 +430,12 @@ impl Collector for PageCollector {
                 KeySource::Unsigned { column: fast_fields.column_first_or_default(fast::RATING_KEY)?, descending: true }
             }
         };
-        let facets = if self.facets {
-            let str_column = |name: &str| -> tantivy::Result<StrColumn> {
-                fast_fields.str(name)?.ok_or_else(|| tantivy::TantivyError::FieldNotFound(name.to_owned()))
-            };
-            let category = str_column(fast::CATEGORY)?;
-            let brand = str_column(fast::BRAND)?;
-            Some(FacetColumns {
-                category_ords: category.ords().clone().first_or_default_col(u64::MAX),
-                brand_ords: brand.ords().clone().first_or_default_col(u64::MAX),
-                category_counts: vec![0; category.num_terms()],
-                brand_counts: vec![0; brand.num_terms()],
-                category,
-                brand,
-                price: fast_fields.column_first_or_default(fast::PRICE_CENTS)?,
-                prices: [0; PRICE_BUCKETS_CENTS.len()],
-            })
-        } else {
-            None
+        let facets = match &self.facets {
+            Some(cache) => {
+                let segment = cache.get(reader)?;
+                Some(FacetColumns { counts: vec![0; segment.entries.len()], segment })
+            }
+            None => None,
         };
         Ok(PageSegment {
             segment,
@@ -401,16 +486,10 @@ impl SegmentCollector for PageSegment {
 
     fn collect(&mut self, doc: DocId, score: Score) {
         self.total += 1;
-        if let Some(f) = &mut self.facets {
-            let category = f.category_ords.get_val(doc);
-            if let Some(count) = f.category_counts.get_mut(category as usize) {
-                *count += 1;
-            }
-            let brand = f.brand_ords.get_val(doc);
-            if let Some(count) = f.brand_counts.get_mut(brand as usize) {
-                *count += 1;
-            }
-            f.prices[price_bucket(f.price.get_val(doc))] += 1;
+        if let Some(f) = &mut self.facets
+            && let Some(count) = f.counts.get_mut(f.segment.ords.get_val(doc) as usize)
+        {
+            *count += 1;
         }
         let key = match &self.key {
             KeySource::Score => u64::MAX - order_u64_of_score(score),
@@ -449,20 +528,36 @@ impl SegmentCollector for PageSegment {
         let mut brands = HashMap::new();
         let mut prices = [0; PRICE_BUCKETS_CENTS.len()];
         if let Some(f) = self.facets {
-            let mut name = String::new();
-            for (ord, &count) in f.category_counts.iter().enumerate() {
-                if count > 0 && f.category.ord_to_str(ord as u64, &mut name).unwrap_or(false) {
-                    categories.insert(name.clone(), count);
+            let segment = &f.segment;
+            let mut by_category = vec![0u64; segment.categories.len()];
+            let mut by_brand = vec![0u64; segment.brands.len()];
+            for (&count, &(bucket, category, brand)) in f.counts.iter().zip(&segment.entries) {
+                if count == 0 || bucket == usize::MAX {
+                    continue;
+                }
+                by_category[category] += count;
+                by_brand[brand] += count;
+                if let Some(sum) = prices.get_mut(bucket) {
+                    *sum += count;
                 }
             }
-            for (ord, &count) in f.brand_counts.iter().enumerate() {
-                if count > 0 && f.brand.ord_to_str(ord as u64, &mut name).unwrap_or(false) {
-                    brands.insert(name.clone(), count);
-                }
+            for (name, &count) in segment.categories.iter().zip(&by_category).filter(|(_, c)| **c > 0) {
+                add(&mut categories, name, count);
             }
-            prices = f.prices;
+            for (name, &count) in segment.brands.iter().zip(&by_brand).filter(|(_, c)| **c > 0) {
+                add(&mut brands, name, count);
+            }
         }
         PageFruit { total: self.total, top: self.heap.into_sorted_vec(), categories, brands, prices }
+    }
+}
+
+fn add(counts: &mut HashMap<String, u64>, value: &str, count: u64) {
+    match counts.get_mut(value) {
+        Some(sum) => *sum += count,
+        None => {
+            counts.insert(value.to_owned(), count);
+        }
     }
 }
 

@@ -29,7 +29,7 @@ fn event(n: u64) -> RecordedEvent {
             recorded(n, review_stream(review), &review_approved(review, product(n - 3), (n % 5 + 1) as u8))
         }
         // Delist every other product listed five events ago.
-        0 if n % 12 == 0 => recorded(n, product_stream(product(n - 5)), &delisted(product(n - 5))),
+        0 if n.is_multiple_of(12) => recorded(n, product_stream(product(n - 5)), &delisted(product(n - 5))),
         _ => {
             let listed = listed(
                 u128::from(n),

@@ -5,7 +5,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use events::domain::catalog::ProductEvent;
 use events::testing::TestDatabase;
 use events::testing::contract::wait_visible;
 use search::{ProductIndex, ProductQuery, SortOrder};
@@ -36,7 +35,7 @@ async fn live_indexer_follows_the_log_and_stops_on_shutdown() {
     let mut last = append_listings(&store, &catalogue[5..]).await;
     let id = Uuid::from_u128;
     last = last.max(append(&store, product_stream(id(9)), &price_changed(1_234)).await);
-    last = last.max(append(&store, product_stream(id(1)), &ProductEvent::from(delisted(id(1)))).await);
+    last = last.max(append(&store, product_stream(id(1)), &delisted(id(1))).await);
     let review = Uuid::now_v7();
     last = last.max(append(&store, review_stream(review), &review_submitted(review, id(4), 2)).await);
     last = last.max(append(&store, review_stream(review), &review_approved(review, id(4), 2)).await);

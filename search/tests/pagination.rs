@@ -5,7 +5,6 @@ mod common;
 use std::collections::HashSet;
 
 use common::*;
-use events::domain::catalog::ProductEvent;
 use search::catalog::listed_products;
 use search::{MAX_PAGE_SIZE, ProductFilter, ProductIndex, ProductQuery, SearchError, SortOrder};
 use uuid::Uuid;
@@ -19,7 +18,7 @@ fn generated_index(count: usize) -> ProductIndex {
         let n = events.len() as u64 + 1;
         events.push(recorded(n, review_stream(review), &review_approved(review, p.product_id, (i % 5 + 1) as u8)));
         let n = events.len() as u64 + 1;
-        events.push(recorded(n, product_stream(p.product_id), &ProductEvent::from(price_changed(1_000))));
+        events.push(recorded(n, product_stream(p.product_id), &price_changed(1_000)));
     }
     // Several commits: several segments.
     let index = ProductIndex::in_memory().unwrap();

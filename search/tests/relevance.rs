@@ -75,11 +75,14 @@ fn typos_are_tolerated_when_exact_matches_are_few() {
     assert_eq!(ids(&index, &ProductQuery::text("cafe espresso ")), [10]);
 }
 
+/// Which products of the fixed catalogue a filter should keep.
+type Expectation = Box<dyn Fn(&events::domain::catalog::ProductListed) -> bool>;
+
 #[test]
 fn filters_and_facet_counts_are_exact() {
     let index = catalogue_index();
     let catalogue = fixed_catalogue();
-    let cases: Vec<(ProductFilter, Box<dyn Fn(&events::domain::catalog::ProductListed) -> bool>)> = vec![
+    let cases: Vec<(ProductFilter, Expectation)> = vec![
         (
             ProductFilter { categories: vec!["Computers".into()], ..Default::default() },
             Box::new(|p| p.category == "Computers"),
@@ -270,4 +273,18 @@ fn updates_within_one_batch_and_across_commits_agree() {
         assert_eq!(index.product(Uuid::from_u128(2)).unwrap().unwrap().price_cents, 700);
         assert_eq!(index.num_products(), 10);
     }
+}
+
+#[test]
+fn sorted_results_keep_to_titles_when_titles_match() {
+    let index = catalogue_index();
+    let by_price = |text: &str| ProductQuery { text: text.into(), sort: SortOrder::PriceAsc, ..Default::default() };
+    // Mentions in descriptions (2, 5) would sort first by price: titles only.
+    assert_eq!(ids(&index, &by_price("keyboard ")), [1, 7]);
+    // No title has the word: descriptions count.
+    assert_eq!(ids(&index, &by_price("switches ")), [1, 7]);
+    // Pages of a sorted query stay in the scope of the first page.
+    let first = index.search(&ProductQuery { first: 1, ..by_price("keyboard ") }).unwrap();
+    let next = ProductQuery { after: first.next_cursor, ..by_price("keyboard ") };
+    assert_eq!(ids(&index, &next), [7]);
 }

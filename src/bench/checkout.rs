@@ -19,6 +19,13 @@ const PRODUCTS_PER_VENDOR: usize = 50;
 pub struct BenchServer {
     pub base: String,
     pub client: reqwest::Client,
+    index_dir: std::path::PathBuf,
+}
+
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.index_dir);
+    }
 }
 
 impl BenchServer {
@@ -27,6 +34,10 @@ impl BenchServer {
         let mut settings = Settings::for_database(url);
         settings.listen_addr = "127.0.0.1:0".parse()?;
         settings.db_pool_size = 40;
+        // A fresh search index per run: one left by an earlier run (of another log) would
+        // hold its products and its checkpoint.
+        let index_dir = std::env::temp_dir().join(format!("agora-bench-index-{}", Uuid::now_v7().simple()));
+        settings.index_dir = index_dir.clone();
         let (address_tx, address_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             if let Err(error) = crate::startup::run_with(settings, roles, true, Some(address_tx)).await {
@@ -36,7 +47,7 @@ impl BenchServer {
         let address =
             tokio::time::timeout(Duration::from_secs(60), address_rx).await.context("bench server start")??;
         let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-        Ok(BenchServer { base: format!("http://{address}"), client })
+        Ok(BenchServer { base: format!("http://{address}"), client, index_dir })
     }
 
     pub async fn call(
@@ -175,6 +186,106 @@ pub async fn checkout(url: &str, clients: &[usize], seconds: u64, report: &Repor
         report.line(
             format!(
                 "checkout buyers={clients:<3} accepted={accepted} refused={refused} in {elapsed:.1} s: {rate:.0} checkouts/s, p50 {:.2} ms, p99 {:.2} ms",
+                latencies.percentile_ms(50.0),
+                latencies.percentile_ms(99.0)
+            ),
+            figures,
+        );
+    }
+    visibility_lag(url, seconds, report).await
+}
+
+// --- Visibility lag: checkout response -> order visible through GraphQL ------------------
+
+/// Buyers checking out one after the other while the lag is measured.
+const LAG_BUYERS: usize = 8;
+
+const ORDER_QUERY: &str = "query($id: ID!) { order(id: $id) { id status } }";
+
+/// With every role in one process (on a database of its own, `<bench database>_lag`):
+/// each buyer checks out, then reads the order through GraphQL — alternately with the
+/// checkout's `Consistency-Token` (one request that waits server-side) and without it
+/// (polled every millisecond until found). The time from the checkout response to the
+/// order's answer, p50 / p99 per way.
+pub async fn visibility_lag(url: &str, seconds: u64, report: &Report) -> anyhow::Result<()> {
+    let mut lag_url = url::Url::parse(url).context("benchmark database URL")?;
+    let name = format!("{}_lag", lag_url.path().trim_start_matches('/'));
+    lag_url.set_path(&format!("/{name}"));
+    let server = Arc::new(BenchServer::start(lag_url.as_str(), Roles::ALL).await?);
+    let products = Arc::new(server.catalogue().await?);
+    let mut buyers = Vec::with_capacity(LAG_BUYERS);
+    for _ in 0..LAG_BUYERS {
+        buyers.push(server.account("buyer").await?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(seconds.max(2));
+    let mut tasks = Vec::new();
+    for (n, buyer) in buyers.into_iter().enumerate() {
+        let (server, products) = (server.clone(), products.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(1_000 + n as u64);
+            let (mut with_token, mut without_token) = (Vec::new(), Vec::new());
+            let mut use_token = n % 2 == 0;
+            while Instant::now() < deadline {
+                let product = &products[rng.random_range(0..products.len())];
+                let path = format!("/api/v1/cart/items/{product}");
+                let (status, body) =
+                    server.call(reqwest::Method::PUT, &path, Some(&buyer), Some(json!({ "quantity": 1 })), None).await?;
+                anyhow::ensure!(status == 200, "cart: {status} {body}");
+                let checkout = json!({
+                    "shipping_address": { "name": "Bench Buyer", "line1": "1 Main Street", "city": "Lyon", "postal_code": "69001", "country": "FR" },
+                    "payment_token": "tok_visa"
+                });
+                let key = Uuid::now_v7().to_string();
+                let (status, body) =
+                    server.call(reqwest::Method::POST, "/api/v1/checkout", Some(&buyer), Some(checkout), Some(&key)).await?;
+                anyhow::ensure!(status == 201, "checkout: {status} {body}");
+                let answered = Instant::now();
+                let (order, position) = (body["id"].clone(), body["position"].as_str().unwrap_or_default().to_owned());
+                loop {
+                    let mut request = server
+                        .client
+                        .post(format!("{}/graphql", server.base))
+                        .bearer_auth(&buyer)
+                        .json(&json!({ "query": ORDER_QUERY, "variables": { "id": order } }));
+                    if use_token {
+                        request = request.header("consistency-token", &position);
+                    }
+                    let answer: Value = request.send().await?.json().await?;
+                    if !answer["data"]["order"].is_null() {
+                        break;
+                    }
+                    anyhow::ensure!(answered.elapsed() < Duration::from_secs(30), "order never visible: {answer}");
+                    if !use_token {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                let lag = answered.elapsed();
+                if use_token { with_token.push(lag) } else { without_token.push(lag) }
+                use_token = !use_token;
+            }
+            anyhow::Ok((with_token, without_token))
+        }));
+    }
+    let (mut with_token, mut without_token) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (w, wo) = task.await??;
+        with_token.extend(w);
+        without_token.extend(wo);
+    }
+    for (token, lags) in [(true, with_token), (false, without_token)] {
+        let orders = lags.len();
+        let latencies = Latencies::new(lags);
+        let mut figures = json!({
+            "workload": "checkout", "phase": "visible_through_graphql", "consistency_token": token,
+            "buyers": LAG_BUYERS, "orders": orders,
+        });
+        if let Some(object) = figures.as_object_mut() {
+            object.extend(latencies.figures());
+        }
+        report.line(
+            format!(
+                "checkout lag     {:<19} {orders} orders: checkout response -> order through GraphQL p50 {:.2} ms, p99 {:.2} ms",
+                if token { "with the token" } else { "polling, no token" },
                 latencies.percentile_ms(50.0),
                 latencies.percentile_ms(99.0)
             ),

@@ -2,6 +2,7 @@
 //! fresh database (`agora_bench` on the configured server, dropped and recreated).
 
 pub mod checkout;
+mod graphql;
 mod search;
 mod store;
 
@@ -20,6 +21,10 @@ pub enum Workload {
     Catchup,
     /// Through HTTP: buyers register, add 1-3 items, check out, for `--seconds` per client count.
     Checkout,
+    /// Through HTTP: the GraphQL storefront mix (search with facets, product page with
+    /// reviews, my orders with deliveries) over `--products` products (default 100,000), 1
+    /// and 64 connections, `--seconds` per page and client count.
+    Graphql,
     /// Index `--products` generated products from the log; 1,000 queries on the index and on
     /// PostgreSQL full-text search, 1 and 16 clients.
     Search,
@@ -80,6 +85,11 @@ pub async fn run(database_url: &str, args: BenchArgs) -> anyhow::Result<()> {
             }
         }
         Workload::Search => search::search(&url, args.products, &report).await?,
+        Workload::Graphql => {
+            let clients = if args.clients == [1, 16] { vec![1, 64] } else { args.clients.clone() };
+            let products = if args.products == 1_000_000 { 100_000 } else { args.products };
+            graphql::graphql(&url, products, &clients, args.seconds, &report).await?
+        }
         Workload::Checkout => {
             let clients = if args.clients == [1, 16] { vec![1, 64] } else { args.clients.clone() };
             checkout::checkout(&url, &clients, args.seconds, &report).await?

@@ -314,7 +314,10 @@ pub async fn head<'c>(executor: impl PgExecutor<'c>) -> sqlx::Result<LogPosition
 /// is still running: a subscriber then polls again shortly instead of going to sleep.
 pub async fn events_pending<'c>(executor: impl PgExecutor<'c>) -> sqlx::Result<bool> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!("select exists (select 1 from event_store.event where transaction_id >= {SAFE_XMIN})")
+        // max() reads one entry at the end of the (transaction_id, position) index; an
+        // `exists (... where transaction_id >= xmin)` is planned as a sequential scan because
+        // the bound is only known at run time, and costs half a second at a million events.
+        format!("select coalesce((select max(transaction_id) from event_store.event), 0) >= {SAFE_XMIN}")
     });
     sqlx::query_scalar(SQL.as_str()).fetch_one(executor).await
 }

@@ -35,6 +35,9 @@ pub struct HistoryConfig {
     pub seed: u64,
     /// Stop once about this many events were planned.
     pub events: u64,
+    /// Place at most this many orders; with a limit, the history ends once they are all
+    /// settled (delivered, cancelled or returned) and every review is moderated.
+    pub orders: Option<usize>,
     pub admins: usize,
     pub carriers: usize,
     pub vendors: usize,
@@ -57,6 +60,7 @@ impl HistoryConfig {
         Self {
             seed,
             events,
+            orders: None,
             admins: 3,
             carriers: 8,
             vendors: (products / 20).max(2),
@@ -65,6 +69,21 @@ impl HistoryConfig {
             concurrency: 32,
             password_hash: "!generated-account-without-password".to_owned(),
             currency: "EUR".to_owned(),
+        }
+    }
+}
+
+impl HistoryConfig {
+    /// A population given in numbers (as `agora seed --accounts N --products N --orders N`):
+    /// `accounts` buyers (plus vendors, one per 20 products, carriers and admins).
+    pub fn for_population(accounts: usize, products: usize, orders: usize, seed: u64) -> Self {
+        Self {
+            events: u64::MAX,
+            orders: Some(orders),
+            vendors: (products / 20).max(2),
+            buyers: accounts.max(1),
+            products: products.max(1),
+            ..Self::for_events(0, seed)
         }
     }
 }
@@ -116,7 +135,7 @@ pub async fn generate_history(
         let seconds = started.elapsed().as_secs_f64();
         progress(HistoryProgress {
             events_done: done,
-            events_total: config.events.max(done),
+            events_total: if config.events == u64::MAX { done } else { config.events.max(done) },
             events_per_s: if seconds > 0.0 { done as f64 / seconds } else { 0.0 },
         });
     };
@@ -138,11 +157,11 @@ pub async fn generate_history(
                     return Err(Error::History("an earlier append failed".into()));
                 }
             }
+            let events = planned.request.event_count() as u64;
+            let result = store.append(planned.request).await?;
             if let Some(key) = planned.erase_key {
                 vault.erase(key).await?;
             }
-            let events = planned.request.event_count() as u64;
-            let result = store.append(planned.request).await?;
             let _ = done_tx.send(());
             drop(permit);
             Ok((events, result.position()))

@@ -23,7 +23,8 @@ use crate::Result;
 /// One append of the plan, with what must happen just before it.
 pub struct Planned {
     pub request: AppendRequest,
-    /// Destroy this account's personal-data key first (erasure).
+    /// Destroy this account's personal-data key once the append landed (erasure, in the
+    /// command's order: events first, then the key).
     pub erase_key: Option<Uuid>,
 }
 
@@ -221,11 +222,16 @@ impl Simulation {
         if self.events >= self.config.events {
             return Ok(None);
         }
+        let orders_done = self.config.orders.is_some_and(|max| self.orders_placed >= max);
+        if orders_done && self.orders.is_empty() && self.reviews.is_empty() && self.reviewers.is_empty() {
+            return Ok(None);
+        }
         self.clock += Duration::seconds(self.rng.random_range(5..90));
         for _ in 0..8 {
             let roll: f64 = self.rng.random();
             let planned = match roll {
-                r if r < 0.28 => self.place_order(),
+                r if r < 0.28 && !orders_done => self.place_order(),
+                r if r < 0.28 => None,
                 r if r < 0.78 => self.advance_order().await?,
                 r if r < 0.82 => self.change_price(),
                 r if r < 0.86 => Some(self.restock(None)),
@@ -256,7 +262,7 @@ impl Simulation {
         let name = format!("{} {}", self.pick(FIRST), self.pick(LAST));
         let email = format!("{}{}.s{}@example.com", role.as_str(), index, self.config.seed);
         let id = self.accounts(role)[index].id;
-        let email_stream = StreamId::new("email", events::ids::derived("email", &[email.as_bytes()]).simple());
+        let email_stream = email_stream(&email);
         let registered = AccountEvent::Registered(AccountRegistered {
             account_id: id,
             role,
@@ -346,10 +352,11 @@ impl Simulation {
             if picked.len() == wanted {
                 break;
             }
-            if let Some(i) = self.random_listed_product() {
-                if self.products[i].stock > 0 && !picked.contains(&i) {
-                    picked.push(i);
-                }
+            if let Some(i) = self.random_listed_product()
+                && self.products[i].stock > 0
+                && !picked.contains(&i)
+            {
+                picked.push(i);
             }
         }
         if picked.is_empty() {
@@ -788,6 +795,15 @@ impl Simulation {
             .stream(email_stream, ExpectedVersion::Exact(1), vec![released]);
         Some(self.done(request, Some(id)))
     }
+}
+
+/// The email registry stream, named as the command side names it (SHA-256 of the
+/// normalised address, in hex), so generated and real histories look alike.
+pub fn email_stream(email: &str) -> StreamId {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(email.trim().to_lowercase().as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    StreamId::new(events::domain::accounts::EMAIL_CATEGORY, hex)
 }
 
 /// A random (v4-shaped) UUID from the seeded generator.

@@ -44,7 +44,7 @@ create table vendor (
     product_count  bigint not null,
     erased         boolean not null,
     updated_at     timestamptz not null
-);
+) with (fillfactor = 70);
 -- Internal: the vendor of each product, so a delisting (which names only the product) can
 -- be counted.
 create table vendor_product (

@@ -38,7 +38,7 @@ create table product (
     created_at    timestamptz not null,
     updated_at    timestamptz not null,
     delisted_at   timestamptz
-);
+) with (fillfactor = 70);
 create index product_vendor on product (vendor_id);
 create index product_listed_category on product (category) where listed;
 create table category_count (

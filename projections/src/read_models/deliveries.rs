@@ -28,7 +28,7 @@ create table delivery (
     updated_at      timestamptz not null,
     -- Internal: entries in delivery_tracking.
     tracking_count  integer not null
-);
+) with (fillfactor = 70);
 create index delivery_order on delivery (order_id);
 create table delivery_tracking (
     delivery_id  uuid not null,

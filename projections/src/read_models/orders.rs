@@ -46,7 +46,7 @@ create table customer_order (
     -- Internal: entries in order_status_history.
     status_changes       integer not null,
     updated_at           timestamptz not null
-);
+) with (fillfactor = 70);
 create index customer_order_buyer on customer_order (buyer_id, placed_at desc);
 create table order_line (
     order_id          uuid not null,

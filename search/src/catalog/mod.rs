@@ -265,7 +265,7 @@ fn category_index(name: &str) -> usize {
 /// `count` listed products with deterministic product ids, spread over `vendors` vendor ids
 /// (also deterministic; the busiest vendors list the most).
 pub fn listed_products(seed: u64, count: usize, vendors: usize) -> impl Iterator<Item = ProductListed> {
-    let mut ids = StdRng::seed_from_u64(seed ^ 0x5eed_1d5);
+    let mut ids = StdRng::seed_from_u64(seed ^ 0x05ee_d1d5);
     let vendor_ids: Vec<Uuid> =
         (0..vendors.max(1)).map(|_| uuid::Builder::from_random_bytes(ids.random()).into_uuid()).collect();
     let vendor_rank = Zipf::new(vendor_ids.len(), 0.7);

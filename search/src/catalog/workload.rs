@@ -130,7 +130,7 @@ fn make(kind: QueryKind, product: &ProductListed, rng: &mut StdRng) -> Option<Wo
             // The product's name (series + model) and one more word; one of the long words
             // gets the typo.
             let extra = descriptive.last()?.clone();
-            let mut typed = vec![name[1].clone(), name[2].clone(), extra];
+            let mut typed = [name[1].clone(), name[2].clone(), extra];
             let candidates: Vec<usize> = (0..typed.len())
                 .filter(|&i| typed[i].chars().count() >= 5 && typed[i].chars().all(char::is_alphabetic))
                 .collect();

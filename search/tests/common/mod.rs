@@ -51,7 +51,7 @@ pub fn listed(
 ) -> ProductListed {
     ProductListed {
         product_id: Uuid::from_u128(id),
-        vendor_id: Uuid::from_u128(if id % 2 == 0 { 1_000 } else { 2_000 }),
+        vendor_id: Uuid::from_u128(if id.is_multiple_of(2) { 1_000 } else { 2_000 }),
         title: title.into(),
         description: description.into(),
         category: category.into(),

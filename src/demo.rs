@@ -28,9 +28,20 @@ fn value<T>(parsed: Result<T, String>, what: &str) -> anyhow::Result<T> {
 }
 
 async fn account(services: &Services, role: Role, email: &str, name: &str) -> anyhow::Result<Uuid> {
+    register_account(services, role, email, name, PASSWORD).await
+}
+
+/// Register an account through the command path; its id.
+pub async fn register_account(
+    services: &Services,
+    role: Role,
+    email: &str,
+    name: &str,
+    password: &str,
+) -> anyhow::Result<Uuid> {
     let registration = Registration {
         email: value(Email::parse(email), "email")?,
-        password: value(Password::parse(PASSWORD), "password")?,
+        password: value(Password::parse(password), "password")?,
         name: value(PersonName::parse(name), "name")?,
         role,
     };
@@ -62,46 +73,65 @@ pub async fn load_if_empty(services: &Services) -> anyhow::Result<bool> {
     let mut catalogue = search::catalog::CatalogGenerator::new(2026);
     let mut products = Vec::with_capacity(PRODUCTS);
     for n in 0..PRODUCTS {
-        let draft = catalogue.next_product();
-        let product = NewProduct {
-            title: value(Title::parse(&draft.title), "title")?,
-            description: value(Description::parse(&draft.description), "description")?,
-            category: value(Label::parse(&draft.category), "category")?,
-            brand: value(Label::parse(&draft.brand), "brand")?,
-            price: value(PriceCents::parse(draft.price_cents), "price")?,
-            currency: value(Currency::parse(&draft.currency), "currency")?,
-            stock: value(StockLevel::parse(i64::from(draft.stock)), "stock")?,
-        };
-        let vendor = vendors[n % vendors.len()];
-        let meta = Meta::new(Some(Caller { account_id: vendor, role: Role::Vendor }), Uuid::now_v7());
-        let accepted = list(&services.ctx, vendor, product, &meta, None)
-            .await
-            .map_err(|e| anyhow::anyhow!("demo product: {e}"))?;
-        if let Some(id) = accepted.body.get("id").and_then(|id| id.as_str()).and_then(|id| Uuid::parse_str(id).ok()) {
-            products.push(id);
-        }
+        products.push(list_product(services, vendors[n % vendors.len()], &catalogue.next_product()).await?);
     }
 
     // One order, so that "my orders" has something to show.
+    place_order(services, buyer, "Bea Buyer", &[(products[0], 1), (products[1], 1)])
+        .await
+        .map_err(|e| anyhow::anyhow!("demo checkout: {e}"))?;
+    tracing::info!(vendors = vendors.len(), products = products.len(), "demo marketplace loaded");
+    Ok(true)
+}
+
+/// List a generated product for `vendor` through the command path; its id.
+pub async fn list_product(
+    services: &Services,
+    vendor: Uuid,
+    draft: &search::catalog::ProductDraft,
+) -> anyhow::Result<Uuid> {
+    let product = NewProduct {
+        title: value(Title::parse(&draft.title), "title")?,
+        description: value(Description::parse(&draft.description), "description")?,
+        category: value(Label::parse(&draft.category), "category")?,
+        brand: value(Label::parse(&draft.brand), "brand")?,
+        price: value(PriceCents::parse(draft.price_cents), "price")?,
+        currency: value(Currency::parse(&draft.currency), "currency")?,
+        stock: value(StockLevel::parse(i64::from(draft.stock)), "stock")?,
+    };
+    let meta = Meta::new(Some(Caller { account_id: vendor, role: Role::Vendor }), Uuid::now_v7());
+    let accepted =
+        list(&services.ctx, vendor, product, &meta, None).await.map_err(|e| anyhow::anyhow!("product: {e}"))?;
+    accepted
+        .body
+        .get("id")
+        .and_then(|id| id.as_str())
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .context("listing returned no id")
+}
+
+/// Fill `buyer`'s cart and check out with the sandbox card that is always authorised.
+pub async fn place_order(
+    services: &Services,
+    buyer: Uuid,
+    name: &str,
+    lines: &[(Uuid, u32)],
+) -> Result<(), command::CommandError> {
     let caller = Caller { account_id: buyer, role: Role::Buyer };
     let meta = Meta::new(Some(caller), Uuid::now_v7());
-    for product in products.iter().take(2) {
-        set_cart_item(&services.ctx, caller, *product, 1, &meta)
-            .await
-            .map_err(|e| anyhow::anyhow!("demo cart: {e}"))?;
+    for (product, quantity) in lines {
+        set_cart_item(&services.ctx, caller, *product, *quantity, &meta).await?;
     }
     let order = CheckoutOrder {
         shipping_address: Address {
-            name: "Bea Buyer".into(),
+            name: name.into(),
             line1: "12 Rue des Lilas".into(),
             line2: None,
             city: "Lyon".into(),
             postal_code: "69001".into(),
             country: "FR".into(),
         },
-        payment_token: value(PaymentToken::parse("tok_visa"), "payment token")?,
+        payment_token: PaymentToken::parse("tok_visa").map_err(command::CommandError::internal)?,
     };
-    checkout(&services.ctx, caller, order, &meta, None).await.map_err(|e| anyhow::anyhow!("demo checkout: {e}"))?;
-    tracing::info!(vendors = vendors.len(), products = products.len(), "demo marketplace loaded");
-    Ok(true)
+    checkout(&services.ctx, caller, order, &meta, None).await.map(|_| ())
 }

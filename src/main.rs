@@ -48,6 +48,27 @@ enum Command {
     Project,
     /// Create the database if missing, apply migrations, exit.
     Migrate,
+    /// Rebuild read models and/or the product index from the log while live reads go on
+    /// (shadow build, then an atomic swap).
+    Rebuild(tools::operate::RebuildArgs),
+    /// Per projection: checkpoint, head of the log, lag in events and seconds, leader, errors.
+    Status {
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tell a stopped projection or process manager to skip one event (recorded, shown in status).
+    Park {
+        projection: String,
+        event_id: uuid::Uuid,
+        /// Why, for the record.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Stop skipping a parked event.
+    Unpark { projection: String, event_id: uuid::Uuid },
+    /// Realistic data through the real command path.
+    Seed(tools::seed::SeedArgs),
     /// Staff accounts.
     Account {
         #[command(subcommand)]
@@ -100,6 +121,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(database = %database::redacted(&settings.database_url), "migrations applied");
             Ok(())
         }
+        Command::Rebuild(args) => tools::operate::rebuild(&settings, args).await,
+        Command::Status { json } => tools::operate::status(&settings, json).await,
+        Command::Park { projection, event_id, reason } => {
+            tools::operate::park(&settings, &projection, event_id, &reason).await
+        }
+        Command::Unpark { projection, event_id } => tools::operate::unpark(&settings, &projection, event_id).await,
+        Command::Seed(args) => tools::seed::run(&settings, args).await,
         Command::Account { command } => tools::account::run(&settings, command).await,
         Command::Import { what: ImportCommand::Products { file, concurrency } } => {
             let services = startup::services(&settings, &[0u8; 32]).await?;

@@ -52,12 +52,6 @@ impl Progress {
         self.set(self.done + n);
     }
 
-    pub fn message(&self, message: String) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(message);
-        }
-    }
-
     pub fn finish(self) {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();

@@ -3,6 +3,7 @@
 
 pub mod checkout;
 mod graphql;
+mod rebuild;
 mod search;
 mod store;
 
@@ -19,6 +20,9 @@ pub enum Workload {
     Load,
     /// After `append`: read the whole log in order, in pages, as a projector does.
     Catchup,
+    /// Generate a marketplace history of `--events` events, then rebuild every read model and
+    /// the search index from it; then the live append-to-read-model lag.
+    Rebuild,
     /// Through HTTP: buyers register, add 1-3 items, check out, for `--seconds` per client count.
     Checkout,
     /// Through HTTP: the GraphQL storefront mix (search with facets, product page with
@@ -59,6 +63,14 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10)]
     seconds: u64,
 
+    /// Events of the `rebuild` workload's history.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+
+    /// Seed of generated data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+
     /// Products of the `search` workload.
     #[arg(long, default_value_t = 1_000_000)]
     products: usize,
@@ -84,6 +96,7 @@ pub async fn run(database_url: &str, args: BenchArgs) -> anyhow::Result<()> {
                 store::catchup(&url, args.page_size, &report).await?;
             }
         }
+        Workload::Rebuild => rebuild::rebuild(&url, args.events, args.seed, &report).await?,
         Workload::Search => search::search(&url, args.products, &report).await?,
         Workload::Graphql => {
             let clients = if args.clients == [1, 16] { vec![1, 64] } else { args.clients.clone() };

@@ -24,13 +24,28 @@ pub type Check = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>>
 pub struct Ops {
     pub metrics: PrometheusHandle,
     pub checks: Vec<(&'static str, Check)>,
+    /// Connection pools, sampled on every scrape.
+    pub pools: Vec<(&'static str, PoolGauge)>,
+}
+
+/// Reads a pool's usage: connections in use, idle, at most.
+pub type PoolGauge = Arc<dyn Fn() -> events::postgres::PoolUsage + Send + Sync>;
+
+fn render(ops: &Ops) -> String {
+    for (pool, usage) in &ops.pools {
+        let usage = usage();
+        metrics::gauge!("agora_db_pool_connections", "pool" => *pool, "state" => "in_use").set(usage.in_use as f64);
+        metrics::gauge!("agora_db_pool_connections", "pool" => *pool, "state" => "idle").set(usage.idle as f64);
+        metrics::gauge!("agora_db_pool_max_connections", "pool" => *pool).set(usage.max as f64);
+    }
+    ops.metrics.render()
 }
 
 pub fn routes(ops: Ops) -> Router {
     Router::new()
         .route("/healthz", get(|| async { axum::Json(json!({ "status": "ok" })) }))
         .route("/readyz", get(ready))
-        .route("/metrics", get(|State(ops): State<Ops>| async move { ops.metrics.render() }))
+        .route("/metrics", get(|State(ops): State<Ops>| async move { render(&ops) }))
         .with_state(ops)
 }
 

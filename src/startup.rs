@@ -184,7 +184,20 @@ pub async fn run_with(
         checks.extend(query_checks);
     }
 
-    let router = ops::layers(router.merge(ops::routes(Ops { metrics, checks })).fallback(command::http::not_found));
+    let (main_pool, store) = (services.pool.clone(), services.store.clone());
+    let pools: Vec<(&'static str, ops::PoolGauge)> = vec![
+        (
+            "main",
+            Arc::new(move || {
+                let (size, idle) = (main_pool.size() as usize, main_pool.num_idle());
+                let max = main_pool.options().get_max_connections() as usize;
+                events::postgres::PoolUsage { in_use: size.saturating_sub(idle), idle, max }
+            }),
+        ),
+        ("event_store", Arc::new(move || store.connection_usage())),
+    ];
+    let router =
+        ops::layers(router.merge(ops::routes(Ops { metrics, checks, pools })).fallback(command::http::not_found));
     let listener = tokio::net::TcpListener::bind(settings.listen_addr)
         .await
         .with_context(|| format!("cannot listen on {} (LISTEN_ADDR)", settings.listen_addr))?;

@@ -79,4 +79,21 @@ async fn serve_answers_graphql_with_read_your_writes() {
         assert!(Instant::now() < deadline, "not ready within 30 s: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // Metrics: commands by route and outcome, GraphQL operations, pools, projections.
+    let refused =
+        client.post(url("/api/v1/products")).bearer_auth(token).json(&json!({ "title": "" })).send().await.unwrap();
+    assert_eq!(refused.status(), 422);
+    let metrics = client.get(url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for expected in [
+        r#"agora_commands_total{command="POST /api/v1/products",outcome="accepted"} 1"#,
+        r#"agora_commands_total{command="POST /api/v1/products",outcome="validation_failed"} 1"#,
+        r#"agora_db_pool_connections{pool="event_store",state="idle"}"#,
+        r#"agora_db_pool_max_connections{pool="main"}"#,
+        "agora_graphql_requests_total",
+        "agora_projection_checkpoint",
+        "agora_http_requests_total",
+    ] {
+        assert!(metrics.contains(expected), "{expected} missing from /metrics:\n{metrics}");
+    }
 }

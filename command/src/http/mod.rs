@@ -79,10 +79,37 @@ pub fn router(ctx: Arc<Context>) -> (Router, OpenApi) {
                 async move { axum::Json(spec.as_ref().clone()) }
             }),
         )
+        .layer(axum::middleware::from_fn(count_commands))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, Duration::from_secs(30)))
         .with_state(AppState { ctx });
     (router, openapi)
+}
+
+/// `agora_commands_total{command, outcome}` and `agora_command_duration_seconds{command}`:
+/// the command is the route (`POST /api/v1/checkout`), the outcome `accepted`, `replayed`
+/// (an idempotent replay) or the problem code of a refusal (`out_of_stock`, `conflict`, ...).
+async fn count_commands(
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().clone();
+    if method == axum::http::Method::GET || method == axum::http::Method::HEAD {
+        return next.run(request).await;
+    }
+    let command = format!("{method} {}", matched.as_ref().map(|m| m.as_str()).unwrap_or("unmatched"));
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let outcome = match response.extensions().get::<problem::ProblemCode>() {
+        Some(code) => code.0,
+        None if response.headers().contains_key("idempotent-replayed") => "replayed",
+        None if response.status().is_success() => "accepted",
+        None => "error",
+    };
+    metrics::counter!("agora_commands_total", "command" => command.clone(), "outcome" => outcome).increment(1);
+    metrics::histogram!("agora_command_duration_seconds", "command" => command).record(started.elapsed().as_secs_f64());
+    response
 }
 
 /// A problem+json 404 for paths that do not exist (mounted as the fallback by the binary).

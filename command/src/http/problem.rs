@@ -92,9 +92,15 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        // For the command metrics (outcome label), read by `http::count_commands`.
+        response.extensions_mut().insert(ProblemCode(self.code));
         response
     }
 }
+
+/// The `code` of a problem response, carried as a response extension.
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemCode(pub &'static str);
 
 impl From<CommandError> for ApiError {
     fn from(error: CommandError) -> Self {

@@ -17,9 +17,18 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 struct Inner {
     options: PgConnectOptions,
+    max: usize,
     idle: Mutex<Vec<PgConnection>>,
     permits: Arc<Semaphore>,
     acquire_timeout: Duration,
+}
+
+/// How many connections a pool has lent, holds idle, and may open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub in_use: usize,
+    pub idle: usize,
+    pub max: usize,
 }
 
 /// Up to `max` connections to one database, opened on demand.
@@ -33,6 +42,7 @@ impl ConnectionPool {
         Self {
             inner: Arc::new(Inner {
                 options,
+                max: max.max(1) as usize,
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(max.max(1) as usize)),
                 acquire_timeout,
@@ -55,6 +65,16 @@ impl ConnectionPool {
                 .map_err(|_| sqlx::Error::PoolTimedOut)??,
         };
         Ok(Lease { conn: Some(conn), pool: self.inner.clone(), _permit: permit })
+    }
+
+    /// Connections on loan and idle, and the most there may be (for metrics).
+    pub fn usage(&self) -> PoolUsage {
+        let inner = &self.inner;
+        PoolUsage {
+            in_use: inner.max - inner.permits.available_permits().min(inner.max),
+            idle: inner.idle.lock().map(|idle| idle.len()).unwrap_or(0),
+            max: inner.max,
+        }
     }
 
     /// Close every idle connection (after the server went away, they are all dead).

@@ -13,7 +13,7 @@ mod group_commit;
 mod sql;
 mod wakeup;
 
-pub use connections::{ConnectionPool, Lease};
+pub use connections::{ConnectionPool, Lease, PoolUsage};
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -163,6 +163,11 @@ impl PgEventStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Usage of the store's own connections (appends and log reads).
+    pub fn connection_usage(&self) -> PoolUsage {
+        self.connections.usage()
     }
 
     /// Append inside a transaction the caller owns and commits (and then calls

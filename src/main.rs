@@ -99,7 +99,9 @@ enum ImportCommand {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
-    match run(cli).await {
+    let outcome = run(cli).await;
+    telemetry::shutdown();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One clear sentence (with its causes), no backtrace.

@@ -5,6 +5,9 @@
 #
 #   bench/reference.sh            # server from DATABASE_URL, else postgres://postgres@127.0.0.1:5432
 set -euo pipefail
+# The same transport agora uses on loopback (no TLS; see README, "Configuration"): the
+# comparison is of the work per append, not of encryption.
+export PGSSLMODE=${PGSSLMODE:-disable}
 here=$(cd "$(dirname "$0")" && pwd)
 server=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/agora}
 server=${server%/*}

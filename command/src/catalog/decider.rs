@@ -2,9 +2,13 @@
 //! reservations checkout makes.
 
 use events::domain::accounts::Role;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 use events::domain::catalog::{
-    ProductDelisted, ProductDetailsChanged, ProductEvent, ProductListed, ProductPriceChanged, ProductStockAdjusted,
-    ProductStockReleased, ProductStockReserved, StockAdjustmentReason,
+    HoldReleaseReason, ProductDelisted, ProductDetailsChanged, ProductEvent, ProductHoldReleased, ProductListed,
+    ProductPriceChanged, ProductStockAdjusted, ProductStockHeld, ProductStockReleased, ProductStockReserved,
+    StockAdjustmentReason,
 };
 use events::identity::Caller;
 use uuid::Uuid;
@@ -25,6 +29,9 @@ pub struct Listing {
     pub price_cents: i64,
     pub currency: String,
     pub stock: u32,
+    /// Reserve-path holds not yet released, by order id -> quantity. A claimed hold (its
+    /// order was placed) stays here until the order gives the stock back.
+    pub holds: BTreeMap<Uuid, u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +78,18 @@ pub enum ProductCommand {
     Release {
         order_id: Uuid,
         quantity: u32,
+    },
+    /// Set stock aside for a checkout that writes its order afterwards (the reserve path).
+    Hold {
+        order_id: Uuid,
+        quantity: u32,
+        expires_at: DateTime<Utc>,
+    },
+    /// Give back a hold no order claimed. Nothing happens if it was released already, so
+    /// compensation and the reaper may both try.
+    ReleaseHold {
+        order_id: Uuid,
+        reason: HoldReleaseReason,
     },
 }
 
@@ -140,6 +159,7 @@ impl Decider for ProductDecider {
                 price_cents: e.price_cents,
                 currency: e.currency.clone(),
                 stock: e.stock,
+                holds: BTreeMap::new(),
             }),
             (Product::Listed(mut l), ProductEvent::DetailsChanged(e)) => {
                 l.title = e.title.clone();
@@ -154,9 +174,19 @@ impl Decider for ProductDecider {
                 Product::Listed(l)
             }
             (Product::Listed(mut l), ProductEvent::StockAdjusted(ProductStockAdjusted { stock, .. }))
-            | (Product::Listed(mut l), ProductEvent::StockReserved(ProductStockReserved { stock, .. }))
-            | (Product::Listed(mut l), ProductEvent::StockReleased(ProductStockReleased { stock, .. })) => {
+            | (Product::Listed(mut l), ProductEvent::StockReserved(ProductStockReserved { stock, .. })) => {
                 l.stock = *stock;
+                Product::Listed(l)
+            }
+            (Product::Listed(mut l), ProductEvent::StockReleased(ProductStockReleased { stock, order_id, .. }))
+            | (Product::Listed(mut l), ProductEvent::HoldReleased(ProductHoldReleased { stock, order_id, .. })) => {
+                l.stock = *stock;
+                l.holds.remove(order_id);
+                Product::Listed(l)
+            }
+            (Product::Listed(mut l), ProductEvent::StockHeld(held)) => {
+                l.stock = held.stock;
+                l.holds.insert(held.order_id, held.quantity);
                 Product::Listed(l)
             }
             (Product::Listed(l), ProductEvent::Delisted(_)) => {
@@ -185,12 +215,40 @@ impl Decider for ProductDecider {
             })]),
             (C::List { .. }, _) => Err(ProductError::AlreadyListed),
             // Reservations and releases happen inside checkout and cancellation.
-            (C::Reserve { .. }, Product::Unlisted) | (C::Release { .. }, Product::Unlisted) => {
-                Err(ProductError::NotFound)
-            }
-            (C::Reserve { .. }, Product::Delisted { product_id, .. }) => {
+            (C::Reserve { .. }, Product::Unlisted)
+            | (C::Release { .. }, Product::Unlisted)
+            | (C::Hold { .. }, Product::Unlisted)
+            | (C::ReleaseHold { .. }, Product::Unlisted) => Err(ProductError::NotFound),
+            (C::Reserve { .. } | C::Hold { .. }, Product::Delisted { product_id, .. }) => {
                 Err(ProductError::Unavailable { product_id: *product_id })
             }
+            (C::Hold { order_id, .. }, Product::Listed(l)) if l.holds.contains_key(order_id) => Ok(vec![]),
+            (C::Hold { order_id, quantity, expires_at }, Product::Listed(l)) => {
+                if *quantity > l.stock {
+                    return Err(ProductError::OutOfStock {
+                        product_id: l.product_id,
+                        available: l.stock,
+                        requested: *quantity,
+                    });
+                }
+                Ok(vec![ProductEvent::StockHeld(ProductStockHeld {
+                    order_id: *order_id,
+                    quantity: *quantity,
+                    stock: l.stock - quantity,
+                    expires_at: *expires_at,
+                })])
+            }
+            // Delisting dropped the product's stock figures; nothing to give back.
+            (C::ReleaseHold { .. }, Product::Delisted { .. }) => Ok(vec![]),
+            (C::ReleaseHold { order_id, reason }, Product::Listed(l)) => match l.holds.get(order_id) {
+                None => Ok(vec![]),
+                Some(&quantity) => Ok(vec![ProductEvent::HoldReleased(ProductHoldReleased {
+                    order_id: *order_id,
+                    quantity,
+                    stock: l.stock.saturating_add(quantity),
+                    reason: *reason,
+                })]),
+            },
             (C::Reserve { order_id, quantity }, Product::Listed(l)) => {
                 if *quantity > l.stock {
                     return Err(ProductError::OutOfStock {
@@ -439,5 +497,81 @@ mod tests {
             .when(ProductCommand::Delist { by: vendor() })
             .then_nothing();
         Spec::<ProductDecider>::given(Vec::<ProductEvent>::new()).when(change()).then_error(ProductError::NotFound);
+    }
+
+    fn expiry() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn hold(quantity: u32) -> ProductCommand {
+        ProductCommand::Hold { order_id: Uuid::from_u128(7), quantity, expires_at: expiry() }
+    }
+
+    fn held(quantity: u32, stock: u32) -> ProductEvent {
+        ProductEvent::StockHeld(ProductStockHeld {
+            order_id: Uuid::from_u128(7),
+            quantity,
+            stock,
+            expires_at: expiry(),
+        })
+    }
+
+    fn release_hold(reason: HoldReleaseReason) -> ProductCommand {
+        ProductCommand::ReleaseHold { order_id: Uuid::from_u128(7), reason }
+    }
+
+    #[test]
+    fn a_hold_takes_stock_and_never_oversells() {
+        Spec::<ProductDecider>::given([listed(5)]).when(hold(2)).then([held(2, 3)]);
+        Spec::<ProductDecider>::given([listed(5)]).when(hold(6)).then_error(ProductError::OutOfStock {
+            product_id: Uuid::from_u128(9),
+            available: 5,
+            requested: 6,
+        });
+        Spec::<ProductDecider>::given([listed(5)]).when(hold(5)).then([held(5, 0)]);
+    }
+
+    #[test]
+    fn holding_twice_for_the_same_order_holds_once() {
+        // A retried checkout step must not take the stock a second time.
+        Spec::<ProductDecider>::given([listed(5), held(2, 3)]).when(hold(2)).then_nothing();
+    }
+
+    #[test]
+    fn releasing_a_hold_gives_its_stock_back_once() {
+        let released = |reason| {
+            ProductEvent::HoldReleased(ProductHoldReleased {
+                order_id: Uuid::from_u128(7),
+                quantity: 2,
+                stock: 5,
+                reason,
+            })
+        };
+        Spec::<ProductDecider>::given([listed(5), held(2, 3)])
+            .when(release_hold(HoldReleaseReason::Expired))
+            .then([released(HoldReleaseReason::Expired)]);
+        // Compensation and the reaper may both try: the second finds nothing to release.
+        Spec::<ProductDecider>::given([listed(5), held(2, 3), released(HoldReleaseReason::Compensated)])
+            .when(release_hold(HoldReleaseReason::Expired))
+            .then_nothing();
+        Spec::<ProductDecider>::given([listed(5)]).when(release_hold(HoldReleaseReason::Compensated)).then_nothing();
+    }
+
+    #[test]
+    fn a_hold_given_back_by_its_cancelled_order_is_gone() {
+        let cancelled =
+            ProductEvent::StockReleased(ProductStockReleased { order_id: Uuid::from_u128(7), quantity: 2, stock: 5 });
+        Spec::<ProductDecider>::given([listed(5), held(2, 3), cancelled])
+            .when(release_hold(HoldReleaseReason::Expired))
+            .then_nothing();
+    }
+
+    #[test]
+    fn holds_on_missing_or_delisted_products_are_refused() {
+        Spec::<ProductDecider>::given(Vec::<ProductEvent>::new()).when(hold(1)).then_error(ProductError::NotFound);
+        let delisted = ProductEvent::Delisted(ProductDelisted { product_id: Uuid::from_u128(9) });
+        Spec::<ProductDecider>::given([listed(5), delisted])
+            .when(hold(1))
+            .then_error(ProductError::Unavailable { product_id: Uuid::from_u128(9) });
     }
 }

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use events::domain::accounts::Role;
 use events::domain::catalog::ProductEvent;
 use events::domain::orders::{
-    CartCheckedOut, CartEvent, CartItemRemoved, CartItemSet, OrderCancelled, OrderConfirmed, OrderDelivered,
-    OrderEvent, OrderLine, OrderPlaced, OrderRefunded, PurchaseDelivered, PurchaseEvent,
+    CartCheckedOut, CartEvent, CartItemRemoved, CartItemSet, OrderCancelled, OrderCheckoutExpired, OrderConfirmed,
+    OrderDelivered, OrderEvent, OrderLine, OrderPlaced, OrderRefunded, PurchaseDelivered, PurchaseEvent,
 };
 use events::domain::payments::{PaymentEvent, PaymentRequested};
 use events::identity::Caller;
@@ -136,12 +136,15 @@ pub enum Order {
         info: OrderInfo,
         delivery_id: Uuid,
     },
+    /// A reserve-path checkout that did not write its order in time: the order can never be
+    /// placed, and its stock holds are released.
+    Expired,
 }
 
 impl Order {
     pub fn info(&self) -> Option<&OrderInfo> {
         match self {
-            Order::NotPlaced => None,
+            Order::NotPlaced | Order::Expired => None,
             Order::Placed(info)
             | Order::Confirmed { info, .. }
             | Order::Cancelled { info, .. }
@@ -157,6 +160,7 @@ impl Order {
             Order::Cancelled { refunded: false, .. } => "cancelled",
             Order::Cancelled { refunded: true, .. } => "refunded",
             Order::Delivered { .. } => "delivered",
+            Order::Expired => "expired",
         }
     }
 }
@@ -180,6 +184,10 @@ pub enum OrderCommand {
         refund_id: String,
         amount_cents: i64,
     },
+    /// Close a reserve-path checkout whose order was not written before its holds expired.
+    Expire {
+        order_id: Uuid,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +198,7 @@ pub enum OrderError {
     AlreadyShipped,
     NotCancellable { status: &'static str },
     NotRefundable { status: &'static str },
+    CheckoutExpired,
 }
 
 impl Refuse for OrderError {
@@ -209,6 +218,11 @@ impl Refuse for OrderError {
             OrderError::NotRefundable { status } => {
                 (409, "order_not_refundable", format!("an order that is {status} cannot be refunded"))
             }
+            OrderError::CheckoutExpired => (
+                409,
+                "checkout_expired",
+                "this checkout took too long and its stock was released: please check out again".to_owned(),
+            ),
         };
         Refusal { status, code, message }
     }
@@ -248,6 +262,7 @@ impl Decider for OrderDecider {
             (Order::Cancelled { info, reason, .. }, OrderEvent::Refunded(_)) => {
                 Order::Cancelled { info, reason, refunded: true }
             }
+            (Order::NotPlaced, OrderEvent::CheckoutExpired(_)) => Order::Expired,
             (state, _) => state,
         }
     }
@@ -255,6 +270,12 @@ impl Decider for OrderDecider {
     fn decide(command: &OrderCommand, state: &Order) -> Result<Vec<OrderEvent>, OrderError> {
         use OrderCommand as C;
         match (command, state) {
+            (C::Expire { order_id }, Order::NotPlaced) => {
+                Ok(vec![OrderEvent::CheckoutExpired(OrderCheckoutExpired { order_id: *order_id })])
+            }
+            (C::Expire { .. }, Order::Expired) => Ok(vec![]),
+            (C::Expire { .. }, _) => Err(OrderError::AlreadyPlaced),
+            (C::Place(_), Order::Expired) => Err(OrderError::CheckoutExpired),
             (C::Place(info), Order::NotPlaced) => Ok(vec![OrderEvent::Placed(OrderPlaced {
                 order_id: info.order_id,
                 buyer_id: info.buyer_id,
@@ -264,7 +285,7 @@ impl Decider for OrderDecider {
                 shipping_address: info.shipping_address.clone(),
             })]),
             (C::Place(_), _) => Err(OrderError::AlreadyPlaced),
-            (_, Order::NotPlaced) => Err(OrderError::NotFound),
+            (_, Order::NotPlaced | Order::Expired) => Err(OrderError::NotFound),
 
             (C::Confirm { authorization_id }, Order::Placed(_)) => {
                 Ok(vec![OrderEvent::Confirmed(OrderConfirmed { authorization_id: authorization_id.clone() })])
@@ -708,5 +729,29 @@ mod tests {
             Err(CheckoutError::Product(ProductError::Unavailable { product_id: Uuid::from_u128(2) }))
         );
         assert_eq!(base(&products, &cart(&[(1, 1), (3, 1)])), Err(CheckoutError::MixedCurrencies));
+    }
+
+    fn expire() -> OrderCommand {
+        OrderCommand::Expire { order_id: Uuid::from_u128(100) }
+    }
+
+    fn expired() -> OrderEvent {
+        OrderEvent::CheckoutExpired(OrderCheckoutExpired { order_id: Uuid::from_u128(100) })
+    }
+
+    #[test]
+    fn an_unclaimed_checkout_expires_and_can_no_longer_be_placed() {
+        Spec::<OrderDecider>::given(Vec::<OrderEvent>::new()).when(expire()).then([expired()]);
+        Spec::<OrderDecider>::given([expired()]).when(expire()).then_nothing();
+        Spec::<OrderDecider>::given([expired()])
+            .when(OrderCommand::Place(info()))
+            .then_error(OrderError::CheckoutExpired);
+        assert_eq!(OrderDecider::fold(&[expired()]).status(), "expired");
+    }
+
+    #[test]
+    fn a_placed_order_has_claimed_its_holds_and_does_not_expire() {
+        Spec::<OrderDecider>::given([placed()]).when(expire()).then_error(OrderError::AlreadyPlaced);
+        Spec::<OrderDecider>::given([placed(), cancelled()]).when(expire()).then_error(OrderError::AlreadyPlaced);
     }
 }

@@ -1,5 +1,6 @@
 //! Catalogue: products listed by vendors, their details, price and stock.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -69,6 +70,38 @@ pub struct ProductStockReleased {
     pub stock: u32,
 }
 
+/// Stock set aside for a checkout on a store without atomic multi-stream appends (the
+/// reserve path): the order is written after every hold, and claims them. A hold no order
+/// claimed by `expires_at` is released by the `reservations` process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductStockHeld {
+    pub order_id: Uuid,
+    pub quantity: u32,
+    /// Stock left after the hold.
+    pub stock: u32,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a hold went back on the shelf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldReleaseReason {
+    /// A later product of the same checkout could not be held (or the checkout failed).
+    Compensated,
+    /// No order claimed the hold in time.
+    Expired,
+}
+
+/// A hold released before any order claimed it: its stock is back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductHoldReleased {
+    pub order_id: Uuid,
+    pub quantity: u32,
+    /// Stock after the release.
+    pub stock: u32,
+    pub reason: HoldReleaseReason,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductDelisted {
     pub product_id: Uuid,
@@ -84,5 +117,7 @@ domain_events! {
         "product.stock_reserved" v 1 => StockReserved(ProductStockReserved),
         "product.stock_released" v 1 => StockReleased(ProductStockReleased),
         "product.delisted" v 1 => Delisted(ProductDelisted),
+        "product.stock_held" v 1 => StockHeld(ProductStockHeld),
+        "product.hold_released" v 1 => HoldReleased(ProductHoldReleased),
     }
 }

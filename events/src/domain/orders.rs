@@ -93,6 +93,14 @@ pub struct OrderRefunded {
     pub refund_id: String,
 }
 
+/// A reserve-path checkout that never wrote its order: written by the `reservations`
+/// process on the still-empty order stream (expected version: no stream), so the checkout
+/// can no longer place the order and its stock holds can be released safely.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCheckoutExpired {
+    pub order_id: Uuid,
+}
+
 domain_events! {
     /// Events of an order stream.
     pub enum OrderEvent {
@@ -101,6 +109,7 @@ domain_events! {
         "order.cancelled" v 1 => Cancelled(OrderCancelled),
         "order.delivered" v 1 => Delivered(OrderDelivered),
         "order.refunded" v 1 => Refunded(OrderRefunded),
+        "order.checkout_expired" v 1 => CheckoutExpired(OrderCheckoutExpired),
     }
 }
 

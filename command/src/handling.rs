@@ -29,6 +29,12 @@ pub struct Context {
     pub clock: fn() -> DateTime<Utc>,
     /// Attempts per command when appends conflict.
     pub attempts: u32,
+    /// How long a reserve-path checkout's stock holds wait for their order before the
+    /// `reservations` process releases them (`CHECKOUT_HOLD_SECONDS`).
+    pub checkout_hold: Duration,
+    /// A named point where the command path stops dead, for crash tests of a real process
+    /// (`AGORA_FAIL_POINT`; see `orders::reserve`). `None` in production.
+    pub fail_point: Option<String>,
 }
 
 impl Context {
@@ -38,7 +44,16 @@ impl Context {
         tokens: TokenKeys,
         gateway: Arc<dyn PaymentGateway>,
     ) -> Self {
-        Self { store, vault, tokens, gateway, clock: Utc::now, attempts: 12 }
+        Self {
+            store,
+            vault,
+            tokens,
+            gateway,
+            clock: Utc::now,
+            attempts: 12,
+            checkout_hold: Duration::from_secs(60),
+            fail_point: None,
+        }
     }
 
     pub fn now(&self) -> DateTime<Utc> {

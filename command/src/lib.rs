@@ -34,5 +34,6 @@ pub fn reactors(ctx: &Context) -> Vec<std::sync::Arc<dyn events::reactor::Reacto
         std::sync::Arc::new(payments::handlers::PaymentProcess::new(ctx.clone())),
         std::sync::Arc::new(deliveries::handlers::FulfilmentProcess { ctx: ctx.clone() }),
         std::sync::Arc::new(orders::reactions::CompletionProcess { ctx: ctx.clone() }),
+        std::sync::Arc::new(orders::reservations::ReservationsProcess { ctx: ctx.clone() }),
     ]
 }

@@ -8,6 +8,9 @@ pub mod envelope;
 pub mod identity;
 /// Ids derived from other ids, for idempotent process steps.
 pub mod ids;
+/// The KurrentDB (EventStoreDB) store: feature `kurrentdb`.
+#[cfg(feature = "kurrentdb")]
+pub mod kurrent;
 /// `LogPosition`: the place of an event in the global log; the consistency token.
 pub mod position;
 /// The PostgreSQL event store.
@@ -27,6 +30,8 @@ pub mod testing;
 
 pub use domain::{DecodeError, DomainEvent, MarketEvent};
 pub use envelope::{EventMetadata, NewEvent, RecordedEvent, StreamId};
+#[cfg(feature = "kurrentdb")]
+pub use kurrent::KurrentStore;
 pub use position::{InvalidLogPosition, LogPosition};
 pub use postgres::{PgEventStore, PgStoreOptions};
 pub use store::{

@@ -214,6 +214,8 @@ impl Indexer {
             ProductEvent::StockAdjusted(stock) => self.update(product_id, |doc| doc.stock = stock.stock),
             ProductEvent::StockReserved(stock) => self.update(product_id, |doc| doc.stock = stock.stock),
             ProductEvent::StockReleased(stock) => self.update(product_id, |doc| doc.stock = stock.stock),
+            ProductEvent::StockHeld(stock) => self.update(product_id, |doc| doc.stock = stock.stock),
+            ProductEvent::HoldReleased(stock) => self.update(product_id, |doc| doc.stock = stock.stock),
             ProductEvent::Delisted(_) => {
                 self.writer.delete_term(self.generation.fields.id_term(product_id));
                 self.pending.insert(product_id, None);

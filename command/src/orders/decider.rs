@@ -397,6 +397,16 @@ pub struct CheckoutDecision {
     pub currency: String,
 }
 
+impl CheckoutDecision {
+    /// The lines of the order placed.
+    pub fn order_lines(&self) -> impl Iterator<Item = &OrderLine> {
+        self.order.iter().flat_map(|event| match event {
+            OrderEvent::Placed(placed) => placed.lines.as_slice(),
+            _ => &[],
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckoutError {
     Cart(CartError),

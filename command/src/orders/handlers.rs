@@ -7,7 +7,9 @@ use events::identity::Caller;
 use events::{AppendRequest, ExpectedVersion, StreamId};
 use uuid::Uuid;
 
-use super::decider::{CartCommand, CartDecider, CheckoutInput, Order, OrderCommand, OrderDecider, decide_checkout};
+use super::decider::{
+    CartCommand, CartDecider, CheckoutDecision, CheckoutInput, Order, OrderCommand, OrderDecider, decide_checkout,
+};
 use crate::catalog::decider::{Product, ProductCommand, ProductDecider, ProductError};
 use crate::catalog::handlers::product_stream;
 use crate::decider::Decider;
@@ -67,7 +69,8 @@ pub struct CheckoutOrder {
 /// Turn the caller's cart into an order: one atomic append of the cart, the order, the
 /// payment request and every product's stock reservation. Stock cannot be oversold: a
 /// concurrent checkout of the same product makes this append conflict, and the retry sees
-/// the lower stock.
+/// the lower stock. A store without atomic multi-stream appends takes the reserve path
+/// instead ([`super::reserve`]).
 pub async fn checkout(
     ctx: &Context,
     caller: Caller,
@@ -75,39 +78,22 @@ pub async fn checkout(
     meta: &Meta,
     idempotency: Option<&Idempotency>,
 ) -> Result<Accepted> {
-    if !ctx.store.capabilities().atomic_multi_stream {
-        return Err(CommandError::internal(
-            "this event store cannot append several streams atomically, and checkout needs it",
-        ));
-    }
     let buyer_id = caller.account_id;
     let address = serde_json::to_string(&order.shipping_address).map_err(CommandError::internal)?;
     let shipping_address = ctx.vault.seal(buyer_id, &address).await?;
     let order_id = Uuid::now_v7();
     let metadata = meta.metadata();
+    if !ctx.store.capabilities().atomic_multi_stream {
+        let decision = decide_snapshot(ctx, order_id, buyer_id, shipping_address, &order).await?.0;
+        let accepted = super::reserve::place(ctx, order_id, buyer_id, decision, &metadata, idempotency).await?;
+        metrics::counter!("agora_checkouts_total").increment(1);
+        return Ok(accepted);
+    }
     let accepted = crate::retrying!(ctx, {
-        let cart = load::<CartDecider>(&*ctx.store, &cart_stream(buyer_id)).await?;
-        let product_ids: Vec<Uuid> = cart.state.items.keys().copied().collect();
-        let streams: Vec<StreamId> = product_ids.iter().map(|id| product_stream(*id)).collect();
-        let recorded = ctx.store.read_streams(&streams).await?;
-        let mut products = HashMap::with_capacity(product_ids.len());
-        let mut versions = HashMap::with_capacity(product_ids.len());
-        for (id, events) in product_ids.iter().zip(&recorded) {
-            let loaded = fold_recorded::<ProductDecider>(events)?;
-            versions.insert(*id, loaded.expected());
-            products.insert(*id, loaded.state);
-        }
-        let decision = decide_checkout(&CheckoutInput {
-            order_id,
-            buyer_id,
-            cart: &cart.state,
-            products: &products,
-            shipping_address: shipping_address.clone(),
-            payment_token: order.payment_token.as_str().to_owned(),
-        })
-        .map_err(refused)?;
+        let (decision, cart_expected, versions) =
+            decide_snapshot(ctx, order_id, buyer_id, shipping_address.clone(), &order).await?;
         let mut request = AppendRequest::new()
-            .stream(cart_stream(buyer_id), cart.expected(), new_events(&decision.cart, &metadata))
+            .stream(cart_stream(buyer_id), cart_expected, new_events(&decision.cart, &metadata))
             .stream(order_stream(order_id), ExpectedVersion::NoStream, new_events(&decision.order, &metadata))
             .stream(payment_stream(order_id), ExpectedVersion::NoStream, new_events(&decision.payment, &metadata));
         for (product_id, events) in &decision.stock {
@@ -122,6 +108,37 @@ pub async fn checkout(
     })?;
     metrics::counter!("agora_checkouts_total").increment(1);
     Ok(accepted)
+}
+
+/// Checkout decided on the current cart and products; with the versions it saw.
+async fn decide_snapshot(
+    ctx: &Context,
+    order_id: Uuid,
+    buyer_id: Uuid,
+    shipping_address: events::privacy::Sealed,
+    order: &CheckoutOrder,
+) -> Result<(CheckoutDecision, ExpectedVersion, HashMap<Uuid, ExpectedVersion>)> {
+    let cart = load::<CartDecider>(&*ctx.store, &cart_stream(buyer_id)).await?;
+    let product_ids: Vec<Uuid> = cart.state.items.keys().copied().collect();
+    let streams: Vec<StreamId> = product_ids.iter().map(|id| product_stream(*id)).collect();
+    let recorded = ctx.store.read_streams(&streams).await?;
+    let mut products = HashMap::with_capacity(product_ids.len());
+    let mut versions = HashMap::with_capacity(product_ids.len());
+    for (id, events) in product_ids.iter().zip(&recorded) {
+        let loaded = fold_recorded::<ProductDecider>(events)?;
+        versions.insert(*id, loaded.expected());
+        products.insert(*id, loaded.state);
+    }
+    let decision = decide_checkout(&CheckoutInput {
+        order_id,
+        buyer_id,
+        cart: &cart.state,
+        products: &products,
+        shipping_address,
+        payment_token: order.payment_token.as_str().to_owned(),
+    })
+    .map_err(refused)?;
+    Ok((decision, cart.expected(), versions))
 }
 
 /// Cancel an order (its buyer before it ships, or an admin): its stock goes back on the

@@ -60,6 +60,8 @@ const EVENT_TYPES: &[&str] = &[
     "product.stock_adjusted",
     "product.stock_reserved",
     "product.stock_released",
+    "product.stock_held",
+    "product.hold_released",
     "product.delisted",
     "review.approved",
     "review.rejected",
@@ -190,6 +192,8 @@ impl CatalogChanges {
                     ProductEvent::StockAdjusted(stock) => row.stock = i64::from(stock.stock),
                     ProductEvent::StockReserved(stock) => row.stock = i64::from(stock.stock),
                     ProductEvent::StockReleased(stock) => row.stock = i64::from(stock.stock),
+                    ProductEvent::StockHeld(stock) => row.stock = i64::from(stock.stock),
+                    ProductEvent::HoldReleased(stock) => row.stock = i64::from(stock.stock),
                     ProductEvent::Delisted(_) => {
                         if row.listed {
                             delisted = true;

@@ -13,6 +13,12 @@ pub enum EventStoreKind {
     Eventstoredb,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
 /// Settings shared by every role and tool.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
@@ -32,6 +38,21 @@ pub struct Settings {
     /// EventStoreDB/KurrentDB URL when EVENT_STORE=eventstoredb, e.g. esdb://127.0.0.1:2113?tls=false.
     #[arg(long, env = "EVENTSTORE_URL", global = true)]
     pub eventstore_url: Option<String>,
+
+    /// `off` makes the PostgreSQL store report no atomic multi-stream appends, so checkout
+    /// takes the reserve / compensate path that KurrentDB needs (to run that path here).
+    #[arg(long, env = "MULTI_STREAM_APPENDS", value_enum, default_value = "on", global = true)]
+    pub multi_stream_appends: Switch,
+
+    /// On the reserve checkout path: how long stock holds wait for their order before the
+    /// `reservations` process releases them, in seconds.
+    #[arg(long, env = "CHECKOUT_HOLD_SECONDS", default_value_t = 60, global = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub checkout_hold_seconds: u64,
+
+    /// Test hook: a named point where command handling stops dead (crash tests only).
+    #[arg(long, env = "AGORA_FAIL_POINT", hide = true, global = true)]
+    pub fail_point: Option<String>,
 
     /// Directory of the tantivy product index (query roles).
     #[arg(long, env = "INDEX_DIR", default_value = "./data/index", global = true)]
@@ -119,6 +140,10 @@ impl Settings {
 
     pub fn consistency_wait(&self) -> Duration {
         Duration::from_millis(self.consistency_wait_ms)
+    }
+
+    pub fn checkout_hold(&self) -> Duration {
+        Duration::from_secs(self.checkout_hold_seconds)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -12,7 +12,7 @@ use command::values::{
 };
 use events::domain::accounts::Role;
 use events::identity::Caller;
-use events::{EventStore, LogPosition};
+use events::LogPosition;
 use uuid::Uuid;
 
 use crate::startup::Services;

@@ -49,15 +49,19 @@ impl Roles {
 /// The connections and shared services every role uses.
 #[derive(Clone)]
 pub struct Services {
+    /// Read models, personal-data keys, projection bookkeeping (and, by default, events).
     pub pool: PgPool,
-    pub store: PgEventStore,
+    /// The event store `EVENT_STORE` chose.
+    pub store: Arc<dyn EventStore>,
+    /// The PostgreSQL event store, when it is the one in use (for its connection metrics).
+    pub pg_store: Option<PgEventStore>,
     pub vault: KeyVault,
     pub ctx: Arc<command::Context>,
 }
 
 impl Services {
     pub fn store(&self) -> Arc<dyn EventStore> {
-        Arc::new(self.store.clone())
+        self.store.clone()
     }
 }
 
@@ -71,16 +75,49 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<PgPool> {
 
 /// Connect (migrating first) and build the services.
 pub async fn services(settings: &Settings, jwt_secret: &[u8]) -> anyhow::Result<Services> {
-    if settings.event_store != crate::config::EventStoreKind::Postgres {
-        anyhow::bail!("EVENT_STORE={:?} is not available in this build yet; use postgres", settings.event_store);
-    }
+    // Checked before PostgreSQL is touched: a bad EVENTSTORE_URL is the error to report.
+    let kurrent = event_store_url(settings)?;
     let pool = migrate(settings).await?;
-    let store = PgEventStore::new(pool.clone(), PgStoreOptions::default());
+    let (store, pg_store): (Arc<dyn EventStore>, Option<PgEventStore>) = match kurrent {
+        None => {
+            let atomic_multi_stream = settings.multi_stream_appends == crate::config::Switch::On;
+            let store = PgEventStore::new(pool.clone(), PgStoreOptions { atomic_multi_stream, ..Default::default() });
+            (Arc::new(store.clone()), Some(store))
+        }
+        Some(url) => (connect_kurrent(url).await?, None),
+    };
     let vault = KeyVault::new(pool.clone());
     let tokens = TokenKeys::new(jwt_secret, chrono::Duration::hours(settings.token_ttl_hours));
     let gateway = Arc::new(SandboxGateway::new());
-    let ctx = Arc::new(command::Context::new(Arc::new(store.clone()), vault.clone(), tokens, gateway));
-    Ok(Services { pool, store, vault, ctx })
+    let mut ctx = command::Context::new(store.clone(), vault.clone(), tokens, gateway);
+    ctx.checkout_hold = settings.checkout_hold();
+    ctx.fail_point = settings.fail_point.clone();
+    Ok(Services { pool, store, pg_store, vault, ctx: Arc::new(ctx) })
+}
+
+/// `EVENTSTORE_URL` when `EVENT_STORE=eventstoredb`, or `None` for PostgreSQL.
+fn event_store_url(settings: &Settings) -> anyhow::Result<Option<&str>> {
+    match (settings.event_store, settings.eventstore_url.as_deref()) {
+        (crate::config::EventStoreKind::Postgres, _) => Ok(None),
+        (crate::config::EventStoreKind::Eventstoredb, None | Some("")) => anyhow::bail!(
+            "EVENT_STORE=eventstoredb needs EVENTSTORE_URL, e.g. EVENTSTORE_URL=esdb://127.0.0.1:2113?tls=false"
+        ),
+        (crate::config::EventStoreKind::Eventstoredb, Some(url)) => Ok(Some(url)),
+    }
+}
+
+#[cfg(feature = "kurrentdb")]
+async fn connect_kurrent(url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+    let store = events::KurrentStore::connect(url, std::time::Duration::from_secs(10)).await?;
+    tracing::info!("event store: KurrentDB (no atomic multi-stream appends: checkout reserves stock per product)");
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "kurrentdb"))]
+async fn connect_kurrent(_url: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+    anyhow::bail!(
+        "EVENT_STORE=eventstoredb needs the `kurrentdb` cargo feature, which this build of agora was compiled without"
+    )
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -184,7 +221,7 @@ pub async fn run_with(
         checks.extend(query_checks);
     }
 
-    let (main_pool, store) = (services.pool.clone(), services.store.clone());
+    let (main_pool, pg_store) = (services.pool.clone(), services.pg_store.clone());
     let pools: Vec<(&'static str, ops::PoolGauge)> = vec![
         (
             "main",
@@ -194,7 +231,14 @@ pub async fn run_with(
                 events::postgres::PoolUsage { in_use: size.saturating_sub(idle), idle, max }
             }),
         ),
-        ("event_store", Arc::new(move || store.connection_usage())),
+        (
+            "event_store",
+            Arc::new(move || {
+                pg_store
+                    .as_ref()
+                    .map_or(events::postgres::PoolUsage { in_use: 0, idle: 0, max: 0 }, |s| s.connection_usage())
+            }),
+        ),
     ];
     let router =
         ops::layers(router.merge(ops::routes(Ops { metrics, checks, pools })).fallback(command::http::not_found));

@@ -124,7 +124,7 @@ struct FullStatus {
 
 pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<()> {
     let (services, all) = connect(settings).await?;
-    let status = projections::status(&services.pool, &services.store, &all).await.context("status")?;
+    let status = projections::status(&services.pool, &*services.store, &all).await.context("status")?;
     let search = if settings.index_dir.exists() {
         search::ProductIndex::open(&settings.index_dir).ok().map(|index| IndexStatus {
             name: SEARCH,

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
-use events::EventStore as _;
 use events::domain::accounts::Role;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use uuid::Uuid;

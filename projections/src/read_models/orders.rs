@@ -317,6 +317,8 @@ impl OrdersChanges {
                     self.count_sales(order_id, -1);
                 }
             }
+            // A reserve-path checkout that never placed its order: there is no order to show.
+            OrdersEvent::Order(OrderEvent::CheckoutExpired(_)) => {}
             OrdersEvent::Payment(payment) => {
                 let order = self.order(order_id, at);
                 match payment {

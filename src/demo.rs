@@ -10,9 +10,9 @@ use command::orders::handlers::{CheckoutOrder, checkout, set_cart_item};
 use command::values::{
     Address, Currency, Description, Email, Label, Password, PaymentToken, PersonName, PriceCents, StockLevel, Title,
 };
+use events::LogPosition;
 use events::domain::accounts::Role;
 use events::identity::Caller;
-use events::LogPosition;
 use uuid::Uuid;
 
 use crate::startup::Services;

@@ -43,7 +43,7 @@ async fn seed_status_rebuild_and_park_work_beside_live_processes() {
         let status = deployment.status();
         let behind: Vec<&Value> =
             status["projections"].as_array().unwrap().iter().filter(|p| p["lag_events"] != 0).collect();
-        if behind.is_empty() && status["projections"].as_array().unwrap().len() == 8 {
+        if behind.is_empty() && status["projections"].as_array().unwrap().len() == 9 {
             Ok(())
         } else {
             Err(status.to_string())

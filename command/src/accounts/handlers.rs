@@ -63,11 +63,28 @@ pub async fn register(
             &Account::Unregistered,
         )
         .map_err(refused)?;
-        let request = AppendRequest::new()
-            .stream(email_stream.clone(), registry.expected(), new_events(&claimed, &metadata))
-            .stream(account_stream(account_id), events::ExpectedVersion::NoStream, new_events(&registered, &metadata));
         let mut body = id_body(account_id);
         body.insert("role".into(), registration.role.as_str().into());
+        let account =
+            (account_stream(account_id), events::ExpectedVersion::NoStream, new_events(&registered, &metadata));
+        if !ctx.store.capabilities().atomic_multi_stream {
+            // No atomic append of both streams: claim the email first (a concurrent claim
+            // conflicts and the retry refuses `email_taken`), then write the account. A crash
+            // in between leaves the email claimed by no account (docs/ARCHITECTURE.md).
+            if !claimed.is_empty() {
+                let claim = AppendRequest::new().stream(
+                    email_stream.clone(),
+                    registry.expected(),
+                    new_events(&claimed, &metadata),
+                );
+                ctx.store.append(claim).await?;
+            }
+            let request = AppendRequest::new().stream(account.0, account.1, account.2);
+            return append_accepted(ctx, request, 201, body, idempotency).await;
+        }
+        let request = AppendRequest::new()
+            .stream(email_stream.clone(), registry.expected(), new_events(&claimed, &metadata))
+            .stream(account.0, account.1, account.2);
         append_accepted(ctx, request, 201, body, idempotency).await
     })
 }

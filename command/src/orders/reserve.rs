@@ -36,7 +36,7 @@ use crate::payments::handlers::payment_stream;
 pub const FAIL_AFTER_FIRST_HOLD: &str = "checkout-after-first-hold";
 
 /// Carry out a checkout already decided on a snapshot: hold, claim, then the follow-ups.
-pub(crate) async fn place(
+pub async fn place(
     ctx: &Context,
     order_id: Uuid,
     buyer_id: Uuid,
@@ -144,7 +144,7 @@ async fn compensate(ctx: &Context, order_id: Uuid, held: &[Uuid], metadata: &Eve
 }
 
 /// Give back one hold of `order_id` on a product stream, if it is still held.
-pub(crate) async fn release_hold(
+pub async fn release_hold(
     ctx: &Context,
     stream: &StreamId,
     order_id: Uuid,

@@ -6,4 +6,5 @@ mod catalog;
 mod checkout;
 mod privacy;
 mod processes;
+mod reserve;
 mod support;

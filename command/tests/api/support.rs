@@ -73,7 +73,18 @@ impl TestApp {
         Self::spawn_with(PgStoreOptions::default()).await
     }
 
+    /// A store without atomic multi-stream appends (`MULTI_STREAM_APPENDS=off`): checkout
+    /// takes the reserve path, with holds that expire after `hold`.
+    pub async fn spawn_reserving(hold: Duration) -> TestApp {
+        let options = PgStoreOptions { atomic_multi_stream: false, ..Default::default() };
+        Self::spawn_configured(options, |ctx| ctx.checkout_hold = hold).await
+    }
+
     pub async fn spawn_with(options: PgStoreOptions) -> TestApp {
+        Self::spawn_configured(options, |_| {}).await
+    }
+
+    pub async fn spawn_configured(options: PgStoreOptions, configure: impl FnOnce(&mut Context)) -> TestApp {
         let db = TestDatabase::create_with_pool_size(12).await;
         events::postgres::migrate(db.pool()).await.expect("migrate");
         let store = PgEventStore::new(db.pool().clone(), options);
@@ -81,6 +92,7 @@ impl TestApp {
         let tokens = TokenKeys::new(b"test secret, thirty-two bytes or more", chrono::Duration::hours(1));
         let mut ctx = Context::new(Arc::new(store.clone()), KeyVault::new(db.pool().clone()), tokens, gateway.clone());
         ctx.attempts = 30;
+        configure(&mut ctx);
         let ctx = Arc::new(ctx);
         let (router, _) = command::http::router(ctx.clone());
         let router = router.fallback(command::http::not_found);

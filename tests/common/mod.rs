@@ -52,11 +52,22 @@ impl Deployment {
         self.command(args, "index").output().expect("run the agora binary")
     }
 
+    /// `tool` with extra environment variables.
+    pub fn tool_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command(args, "index").envs(env.iter().copied()).output().expect("run the agora binary")
+    }
+
     /// Start a long-running role (`serve --no-demo`, `command`, `query`, `project`); `index`
     /// names its INDEX_DIR under the scratch directory.
     pub fn start(&self, args: &[&str], index: &str) -> Agora {
-        let mut child =
-            self.command(args, index).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("run agora");
+        self.start_with(args, index, &[])
+    }
+
+    /// `start` with extra environment variables.
+    pub fn start_with(&self, args: &[&str], index: &str, env: &[(&str, &str)]) -> Agora {
+        let mut command = self.command(args, index);
+        command.envs(env.iter().copied());
+        let mut child = command.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("run agora");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {

@@ -65,6 +65,14 @@ impl KurrentStore {
             Ok(Err(kurrentdb::Error::AccessDenied)) => Err(ConnectError(format!(
                 "KurrentDB at {redacted} refused the credentials in EVENTSTORE_URL (access denied)"
             ))),
+            Ok(Err(
+                error @ (kurrentdb::Error::GrpcConnectionError(_)
+                | kurrentdb::Error::ConnectionClosed
+                | kurrentdb::Error::DeadlineExceeded),
+            )) => Err(ConnectError(format!(
+                "cannot reach KurrentDB at {redacted} (EVENTSTORE_URL): is the server running there, and does `tls=` \
+                 match its setting? ({error})"
+            ))),
             Ok(Err(error)) => Err(ConnectError(format!("cannot use KurrentDB at {redacted}: {error}"))),
             Err(_) => Err(ConnectError(format!(
                 "KurrentDB at {redacted} did not answer within {} s: is it running, and is `tls` in EVENTSTORE_URL right?",

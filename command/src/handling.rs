@@ -291,6 +291,39 @@ pub async fn append_accepted(
     Ok(Accepted { status, body, position: appended.position() })
 }
 
+/// Append a request that may name several streams, on any store. Where the store appends
+/// several streams atomically this is one append. Elsewhere (KurrentDB, or
+/// `MULTI_STREAM_APPENDS=off`) it is one append per stream, in the request's order, with
+/// `last` appended last.
+///
+/// Callers make the steps safe to repeat: `last` is the stream their retry decides from (so
+/// a retry after a conflict or a crash between steps redoes what is missing), and what
+/// comes before it decides nothing twice (deciders that answer "nothing to do" once applied,
+/// event ids derived from the trigger). The idempotency record goes with the final append.
+pub async fn append_steps(ctx: &Context, request: AppendRequest, last: &StreamId) -> Result<Appended> {
+    if ctx.store.capabilities().atomic_multi_stream || request.streams.len() < 2 {
+        return Ok(ctx.store.append(request).await?);
+    }
+    let AppendRequest { mut streams, idempotency } = request;
+    if let Some(at) = streams.iter().position(|s| &s.stream_id == last) {
+        let gate = streams.remove(at);
+        streams.push(gate);
+    }
+    streams.retain(|s| !s.events.is_empty());
+    let count = streams.len();
+    let mut appended = Appended { events: Vec::new(), replayed: true };
+    for (n, stream) in streams.into_iter().enumerate() {
+        let mut step = AppendRequest::new().stream(stream.stream_id, stream.expected, stream.events);
+        if n + 1 == count {
+            step.idempotency = idempotency.clone();
+        }
+        let done = ctx.store.append(step).await?;
+        appended.replayed &= done.replayed;
+        appended.events.extend(done.events);
+    }
+    Ok(appended)
+}
+
 /// A response body with just the `id` (the consistency token is added when responding).
 pub fn id_body(id: impl ToString) -> Map<String, Value> {
     let mut body = Map::new();

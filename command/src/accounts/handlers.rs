@@ -196,8 +196,10 @@ pub async fn change_profile(ctx: &Context, caller: &Caller, changes: ProfileChan
             return Ok(Accepted::new(200, account_id, unchanged(ctx, account.position).await?));
         }
         let request = request.stream(account_stream(account_id), account.expected(), new_events(&decided, &metadata));
-        let body = id_body(account_id);
-        append_accepted(ctx, request, 200, body, None).await
+        // In steps (no atomic multi-stream append): emails first, which decide nothing twice,
+        // then the account, which a retry decides from.
+        let appended = crate::handling::append_steps(ctx, request, &account_stream(account_id)).await?;
+        Ok(Accepted { status: 200, body: id_body(account_id), position: appended.position() })
     })
 }
 
@@ -236,7 +238,9 @@ pub async fn erase(ctx: &Context, caller: &Caller, meta: &Meta) -> Result<Accept
         }
         let mut body = id_body(account_id);
         body.insert("erased".into(), true.into());
-        append_accepted(ctx, request, 200, body, None).await
+        // In steps: the email released first (a retry releases nothing twice), the account last.
+        let appended = crate::handling::append_steps(ctx, request, &account_stream(account_id)).await?;
+        Ok(Accepted { status: 200, body, position: appended.position() })
     })?;
     ctx.vault.erase(account_id).await?;
     Ok(accepted)

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use events::domain::catalog::ProductEvent;
 use events::domain::orders::{CART_CATEGORY, ORDER_CATEGORY, PURCHASES_CATEGORY};
 use events::identity::Caller;
 use events::{AppendRequest, ExpectedVersion, StreamId};
@@ -157,20 +158,53 @@ pub async fn cancel(ctx: &Context, caller: Caller, order_id: Uuid, meta: &Meta) 
         let cancelled = OrderDecider::decide(&command, &order.state).map_err(refused)?;
         let mut body = id_body(order_id);
         body.insert("status".into(), "cancelled".into());
-        if cancelled.is_empty() {
+        // Appended in steps (no atomic multi-stream append), an order may be cancelled with
+        // some of its stock not yet released (a conflict or crash between the steps): finish.
+        let resumed = !ctx.store.capabilities().atomic_multi_stream && matches!(order.state, Order::Cancelled { .. });
+        if cancelled.is_empty() && !resumed {
             return Ok(Accepted { status: 200, body, position: unchanged(ctx, order.position).await? });
         }
         let mut request =
             AppendRequest::new().stream(order_stream(order_id), order.expected(), new_events(&cancelled, &metadata));
         for (product_id, expected, released) in stock_releases(ctx, &order.state, order_id).await? {
-            request = request.stream(product_stream(product_id), expected, new_events(&released, &metadata));
+            request = request.stream(
+                product_stream(product_id),
+                expected,
+                release_events(order_id, product_id, &released, &metadata),
+            );
         }
-        append_accepted(ctx, request, 200, body, None).await
+        if request.event_count() == 0 {
+            return Ok(Accepted { status: 200, body, position: unchanged(ctx, order.position).await? });
+        }
+        // In steps, the order goes first: once cancelled, a retry finishes the releases.
+        let mut steps = request.streams.iter().skip(1).map(|s| s.stream_id.clone());
+        let last = steps.next_back().unwrap_or_else(|| order_stream(order_id));
+        let appended = crate::handling::append_steps(ctx, request, &last).await?;
+        Ok(Accepted { status: 200, body, position: appended.position() })
     })
 }
 
+/// Release events of a cancelled order's line, with ids derived from the order and the
+/// product: released in steps and retried, the same release is a replay, never a second one.
+pub(crate) fn release_events(
+    order_id: Uuid,
+    product_id: Uuid,
+    released: &[events::domain::catalog::ProductEvent],
+    metadata: &events::EventMetadata,
+) -> Vec<events::NewEvent> {
+    released
+        .iter()
+        .enumerate()
+        .map(|(n, event)| {
+            let n = (n as u64).to_be_bytes();
+            let id = events::ids::derived("stock-release", &[order_id.as_bytes(), product_id.as_bytes(), &n]);
+            events::NewEvent::from_domain_with_id(id, event, metadata.clone())
+        })
+        .collect()
+}
+
 /// The stock releases of every line of a cancelled order, per product with its expected
-/// version.
+/// version. A product whose stream already gave this order's stock back is left out.
 pub(crate) async fn stock_releases(
     ctx: &Context,
     order: &Order,
@@ -181,6 +215,12 @@ pub(crate) async fn stock_releases(
     let recorded = ctx.store.read_streams(&streams).await?;
     let mut releases = Vec::with_capacity(info.lines.len());
     for (line, events) in info.lines.iter().zip(&recorded) {
+        let already = events.iter().filter(|e| e.event_type == "product.stock_released").any(
+            |e| matches!(e.decode::<ProductEvent>(), Ok(ProductEvent::StockReleased(r)) if r.order_id == order_id),
+        );
+        if already {
+            continue;
+        }
         let product = fold_recorded::<ProductDecider>(events)?;
         let released =
             ProductDecider::decide(&ProductCommand::Release { order_id, quantity: line.quantity }, &product.state)

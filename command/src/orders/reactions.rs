@@ -42,7 +42,9 @@ impl CompletionProcess {
                     purchases.expected(),
                     reaction_events(trigger, "purchases", &recorded, &meta),
                 );
-            ctx.store.append(request).await?;
+            // Purchases first where the store cannot append both at once: recording them
+            // again decides nothing, and the order (last) is what a retry decides from.
+            crate::handling::append_steps(ctx, request, &order_stream(order_id)).await?;
             Ok(())
         })
     }

@@ -15,9 +15,9 @@ use super::gateway::{AuthorizeRequest, GatewayError, PaymentGateway, RefundReque
 use crate::catalog::handlers::product_stream;
 use crate::decider::Decider;
 use crate::error::{Result, refused};
-use crate::handling::{Context, Meta, fold_recorded, reaction_error, reaction_events};
+use crate::handling::{Context, Meta, append_steps, fold_recorded, reaction_error, reaction_events};
 use crate::orders::decider::{Order, OrderCommand, OrderDecider};
-use crate::orders::handlers::{order_stream, stock_releases};
+use crate::orders::handlers::{order_stream, release_events, stock_releases};
 
 pub fn payment_stream(order_id: Uuid) -> StreamId {
     StreamId::new(PAYMENT_CATEGORY, order_id)
@@ -133,27 +133,29 @@ impl PaymentProcess {
                         &order.state,
                     )
                     .map_err(refused)?;
-                    if !cancelled.is_empty() {
+                    // In steps (no atomic multi-stream append), a retry may find the order
+                    // cancelled by this very decline but its stock not yet all released.
+                    let resumed = !ctx.store.capabilities().atomic_multi_stream
+                        && matches!(&order.state, Order::Cancelled { reason, .. } if reason == "payment_declined");
+                    if !cancelled.is_empty() || resumed {
                         request = request.stream(
                             order_stream(order_id),
                             order.expected(),
                             reaction_events(trigger, "order", &cancelled, &meta),
                         );
-                        for (n, (product_id, expected, released)) in
-                            stock_releases(ctx, &order.state, order_id).await?.into_iter().enumerate()
-                        {
-                            let step = format!("stock-{n}");
+                        for (product_id, expected, released) in stock_releases(ctx, &order.state, order_id).await? {
                             request = request.stream(
                                 product_stream(product_id),
                                 expected,
-                                reaction_events(trigger, &step, &released, &meta),
+                                release_events(order_id, product_id, &released, &meta.metadata()),
                             );
                         }
                     }
                 }
             }
             if request.event_count() > 0 {
-                ctx.store.append(request).await?;
+                // In steps, the payment goes last: a retry starts from `Payment::Requested`.
+                append_steps(ctx, request, &payment_stream(order_id)).await?;
             }
             Ok(())
         })
@@ -208,7 +210,8 @@ impl PaymentProcess {
                     reaction_events(trigger, "order-refund", &order_refunded, &meta),
                 );
             if request.event_count() > 0 {
-                ctx.store.append(request).await?;
+                // In steps, the payment goes last: a retry starts from `Payment::Authorized`.
+                append_steps(ctx, request, &payment_stream(order_id)).await?;
             }
             Ok(())
         })

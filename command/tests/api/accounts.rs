@@ -3,9 +3,7 @@ use serde_json::json;
 
 use crate::support::TestApp;
 
-#[tokio::test]
-async fn register_log_in_and_refuse_a_second_account_with_the_same_email() {
-    let app = TestApp::spawn().await;
+async fn register_log_in_and_refuse_a_second_account_with_the_same_email(app: TestApp) {
     let registered = app
         .post(
             "/api/v1/accounts",
@@ -78,9 +76,7 @@ async fn tokens_missing_forged_or_expired_are_refused() {
     bad_scheme.expect_problem(401, "unauthorized");
 }
 
-#[tokio::test]
-async fn profile_changes_move_the_email() {
-    let app = TestApp::spawn().await;
+async fn profile_changes_move_the_email(app: TestApp) {
     app.post(
         "/api/v1/accounts",
         None,
@@ -119,3 +115,10 @@ async fn profile_changes_move_the_email() {
         .await
         .expect_problem(422, "validation_failed");
 }
+
+// Each test on both kinds of store: atomic multi-stream appends, and appends in steps
+// (`MULTI_STREAM_APPENDS=off`, as on KurrentDB).
+crate::support::on_both_stores!(
+    register_log_in_and_refuse_a_second_account_with_the_same_email,
+    profile_changes_move_the_email,
+);

@@ -22,6 +22,8 @@ fn last_stock(events: &[ProductEvent]) -> u32 {
             ProductEvent::Listed(l) => Some(l.stock),
             ProductEvent::StockReserved(r) => Some(r.stock),
             ProductEvent::StockReleased(r) => Some(r.stock),
+            ProductEvent::StockHeld(h) => Some(h.stock),
+            ProductEvent::HoldReleased(r) => Some(r.stock),
             ProductEvent::StockAdjusted(a) => Some(a.stock),
             _ => None,
         })
@@ -46,9 +48,7 @@ async fn track(app: &TestApp, carrier: &str, delivery: Uuid, status: &str) -> cr
     .await
 }
 
-#[tokio::test]
-async fn an_authorised_payment_confirms_the_order_and_opens_a_delivery() {
-    let app = TestApp::spawn().await;
+async fn an_authorised_payment_confirms_the_order_and_opens_a_delivery(app: TestApp) {
     let (order, _, _) = order_with(&app, "tok_visa", 5).await;
     app.run_processes().await;
     let events: Vec<OrderEvent> = app.stream(&order_stream(order)).await;
@@ -71,9 +71,7 @@ async fn an_authorised_payment_confirms_the_order_and_opens_a_delivery() {
     assert_eq!(app.gateway.charges(), 1);
 }
 
-#[tokio::test]
-async fn a_declined_payment_cancels_the_order_and_releases_the_stock() {
-    let app = TestApp::spawn().await;
+async fn a_declined_payment_cancels_the_order_and_releases_the_stock(app: TestApp) {
     let (order, product, _) = order_with(&app, "tok_declined", 5).await;
     app.run_processes().await;
     let events: Vec<OrderEvent> = app.stream(&order_stream(order)).await;
@@ -87,9 +85,7 @@ async fn a_declined_payment_cancels_the_order_and_releases_the_stock() {
     assert_eq!(app.gateway.charges(), 0);
 }
 
-#[tokio::test]
-async fn a_gateway_timeout_is_retried_without_charging_twice() {
-    let app = TestApp::spawn().await;
+async fn a_gateway_timeout_is_retried_without_charging_twice(app: TestApp) {
     let (order, _, _) = order_with(&app, "tok_timeout", 5).await;
     app.run_processes().await;
     let events: Vec<OrderEvent> = app.stream(&order_stream(order)).await;
@@ -97,9 +93,7 @@ async fn a_gateway_timeout_is_retried_without_charging_twice() {
     assert_eq!(app.gateway.charges(), 1, "the timed-out attempt and its retry charged once");
 }
 
-#[tokio::test]
-async fn cancelling_releases_stock_and_refunds_a_paid_order() {
-    let app = TestApp::spawn().await;
+async fn cancelling_releases_stock_and_refunds_a_paid_order(app: TestApp) {
     let (order, product, buyer) = order_with(&app, "tok_visa", 5).await;
     app.run_processes().await;
     let (_, stranger) = app.account(Role::Buyer).await;
@@ -126,9 +120,7 @@ async fn cancelling_releases_stock_and_refunds_a_paid_order() {
     assert_eq!(last_stock(&stock), 5);
 }
 
-#[tokio::test]
-async fn carriers_track_deliveries_to_completion_and_then_buyers_review() {
-    let app = TestApp::spawn().await;
+async fn carriers_track_deliveries_to_completion_and_then_buyers_review(app: TestApp) {
     let (order, product, buyer) = order_with(&app, "tok_visa", 5).await;
     app.run_processes().await;
     let delivery = command::deliveries::handlers::delivery_id_for(order);
@@ -173,9 +165,7 @@ async fn carriers_track_deliveries_to_completion_and_then_buyers_review() {
         .expect_problem(404, "not_found");
 }
 
-#[tokio::test]
-async fn admins_cancel_after_shipping() {
-    let app = TestApp::spawn().await;
+async fn admins_cancel_after_shipping(app: TestApp) {
     let (order, _, _) = order_with(&app, "tok_visa", 5).await;
     app.run_processes().await;
     let (_, carrier) = app.account(Role::Carrier).await;
@@ -186,3 +176,14 @@ async fn admins_cancel_after_shipping() {
     let events: Vec<OrderEvent> = app.stream(&order_stream(order)).await;
     assert!(matches!(events.last(), Some(OrderEvent::Refunded(_))));
 }
+
+// Each test on both kinds of store: atomic multi-stream appends, and appends in steps
+// (`MULTI_STREAM_APPENDS=off`, as on KurrentDB).
+crate::support::on_both_stores!(
+    an_authorised_payment_confirms_the_order_and_opens_a_delivery,
+    a_declined_payment_cancels_the_order_and_releases_the_stock,
+    a_gateway_timeout_is_retried_without_charging_twice,
+    cancelling_releases_stock_and_refunds_a_paid_order,
+    carriers_track_deliveries_to_completion_and_then_buyers_review,
+    admins_cancel_after_shipping,
+);

@@ -315,3 +315,25 @@ impl TestApp {
         sqlx::query_scalar("select count(*) from event_store.event").fetch_one(self.db.pool()).await.expect("count")
     }
 }
+
+/// For each `async fn name(app: TestApp)`, a module `name` with two tests: `atomic` (the
+/// default store) and `in_steps` (no atomic multi-stream appends, 1 s checkout holds).
+macro_rules! on_both_stores {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn atomic() {
+                    super::$name($crate::support::TestApp::spawn().await).await;
+                }
+
+                #[tokio::test]
+                async fn in_steps() {
+                    let app = $crate::support::TestApp::spawn_reserving(std::time::Duration::from_secs(1)).await;
+                    super::$name(app).await;
+                }
+            }
+        )+
+    };
+}
+pub(crate) use on_both_stores;

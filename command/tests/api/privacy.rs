@@ -5,9 +5,7 @@ use serde_json::json;
 
 use crate::support::TestApp;
 
-#[tokio::test]
-async fn closing_an_account_makes_its_personal_data_unreadable_everywhere() {
-    let app = TestApp::spawn().await;
+async fn closing_an_account_makes_its_personal_data_unreadable_everywhere(app: TestApp) {
     app.post(
         "/api/v1/accounts",
         None,
@@ -68,3 +66,5 @@ async fn closing_an_account_makes_its_personal_data_unreadable_everywhere() {
     .expect(201);
     let _ = Role::Buyer;
 }
+
+crate::support::on_both_stores!(closing_an_account_makes_its_personal_data_unreadable_everywhere);

@@ -385,3 +385,44 @@ async fn a_refused_reserve_path_checkout_appends_nothing() {
     app.checkout(&buyer, "tok_visa").await.expect_problem(409, "out_of_stock");
     assert_eq!(app.event_count().await, count);
 }
+
+/// On a store without atomic multi-stream appends a cancellation is appended in steps:
+/// the order first, then each product's release. Cut off after the first step (here: the
+/// order's cancellation written alone), the next cancel request gives the stock back, once.
+#[tokio::test]
+async fn a_cancellation_cut_off_between_its_steps_is_finished_by_a_retry() {
+    let app = TestApp::spawn_reserving(LONG_HOLD).await;
+    let (product, _) = app.product(5, 1000).await;
+    let (buyer_id, buyer) = buyer_with_cart(&app, &[(product, 2)]).await;
+    let order_id = app.checkout(&buyer, "tok_visa").await.expect(201).id();
+    let lines = match &order_events(&app, order_id).await[..] {
+        [OrderEvent::Placed(placed)] => placed.lines.clone(),
+        other => panic!("{other:?}"),
+    };
+    let cancelled = OrderEvent::Cancelled(events::domain::orders::OrderCancelled {
+        reason: "buyer_request".into(),
+        released: lines,
+    });
+    let metadata = Meta::new(Some(Caller { account_id: buyer_id, role: Role::Buyer }), Uuid::now_v7()).metadata();
+    app.store
+        .append(AppendRequest::new().stream(
+            order_stream(order_id),
+            ExpectedVersion::Exact(1),
+            vec![NewEvent::from_domain(&cancelled, metadata)],
+        ))
+        .await
+        .unwrap();
+    let stock = |events: Vec<ProductEvent>| match events.last() {
+        Some(ProductEvent::StockHeld(h)) => h.stock,
+        Some(ProductEvent::StockReleased(r)) => r.stock,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(stock(app.stream(&product_stream(product)).await), 3, "cut off: the stock is still taken");
+
+    let path = format!("/api/v1/orders/{order_id}/cancel");
+    app.post(&path, Some(&buyer), json!({})).await.expect(200);
+    assert_eq!(stock(app.stream(&product_stream(product)).await), 5, "the retry released it");
+    let count = app.event_count().await;
+    app.post(&path, Some(&buyer), json!({})).await.expect(200);
+    assert_eq!(app.event_count().await, count, "released once only");
+}

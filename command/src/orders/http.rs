@@ -73,7 +73,7 @@ pub struct CheckoutRequest {
         (status = 201, description = "Order placed; payment follows asynchronously", body = CommandResponse),
         (status = 400, description = "`idempotency_key_required`", body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`out_of_stock`, `cart_empty`, `product_unavailable`, `mixed_currencies`, `conflict`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`out_of_stock`, `cart_empty`, `product_unavailable`, `mixed_currencies`, `conflict`; on stores without atomic multi-stream appends also `checkout_expired` (the checkout outlived its stock holds)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, `idempotency_mismatch`", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn checkout(

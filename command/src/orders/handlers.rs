@@ -176,9 +176,9 @@ pub async fn cancel(ctx: &Context, caller: Caller, order_id: Uuid, meta: &Meta) 
         if request.event_count() == 0 {
             return Ok(Accepted { status: 200, body, position: unchanged(ctx, order.position).await? });
         }
-        // In steps, the order goes first: once cancelled, a retry finishes the releases.
-        let mut steps = request.streams.iter().skip(1).map(|s| s.stream_id.clone());
-        let last = steps.next_back().unwrap_or_else(|| order_stream(order_id));
+        // In steps, in the request's order: the order first (once cancelled, a retry finishes
+        // the releases), then each release.
+        let last = request.streams.last().map(|s| s.stream_id.clone()).unwrap_or_else(|| order_stream(order_id));
         let appended = crate::handling::append_steps(ctx, request, &last).await?;
         Ok(Accepted { status: 200, body, position: appended.position() })
     })

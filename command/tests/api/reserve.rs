@@ -426,3 +426,52 @@ async fn a_cancellation_cut_off_between_its_steps_is_finished_by_a_retry() {
     app.post(&path, Some(&buyer), json!({})).await.expect(200);
     assert_eq!(app.event_count().await, count, "released once only");
 }
+
+/// A declined payment, recorded in steps, cut off after the order's cancellation: the
+/// payment process runs again (at-least-once) and finishes, releasing the stock once.
+#[tokio::test]
+async fn a_declined_payment_cut_off_between_its_steps_is_finished_by_the_next_run() {
+    let app = TestApp::spawn_reserving(LONG_HOLD).await;
+    let (product, _) = app.product(5, 1000).await;
+    let (_, buyer) = buyer_with_cart(&app, &[(product, 2)]).await;
+    let order_id = app.checkout(&buyer, "tok_declined").await.expect(201).id();
+    let lines = match &order_events(&app, order_id).await[..] {
+        [OrderEvent::Placed(placed)] => placed.lines.clone(),
+        other => panic!("{other:?}"),
+    };
+    // The decline's first step (the order cancelled) landed; the releases and the payment's
+    // own `payment.declined` did not.
+    let cancelled = OrderEvent::Cancelled(events::domain::orders::OrderCancelled {
+        reason: "payment_declined".into(),
+        released: lines,
+    });
+    app.store
+        .append(AppendRequest::new().stream(
+            order_stream(order_id),
+            ExpectedVersion::Exact(1),
+            vec![NewEvent::from_domain(&cancelled, Default::default())],
+        ))
+        .await
+        .unwrap();
+
+    let payment = command::payments::handlers::PaymentProcess::new((*app.ctx).clone());
+    let requested = app.store.read_stream(&command::payments::handlers::payment_stream(order_id), 1).await.unwrap();
+    payment.react(&requested[0]).await.expect("payment reaction");
+    payment.react(&requested[0]).await.expect("and once more, as a replay");
+
+    let product_events: Vec<ProductEvent> = app.stream(&product_stream(product)).await;
+    let released: Vec<u32> = product_events
+        .iter()
+        .filter_map(|e| match e {
+            ProductEvent::StockReleased(r) => Some(r.stock),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(released, vec![5], "the stock came back, once");
+    let payment_events: Vec<PaymentEvent> = app.stream(&command::payments::handlers::payment_stream(order_id)).await;
+    assert!(
+        matches!(&payment_events[..], [PaymentEvent::Requested(_), PaymentEvent::Declined(_)]),
+        "{payment_events:?}"
+    );
+    assert!(matches!(&order_events(&app, order_id).await[..], [OrderEvent::Placed(_), OrderEvent::Cancelled(_)]));
+}

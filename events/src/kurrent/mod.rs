@@ -208,8 +208,12 @@ impl EventStore for KurrentStore {
             let key_stream = Self::idempotency_stream(&record.key);
             match self.client.append_to_stream(key_stream.as_str(), &options, mapping::event_data(&event)?).await {
                 Ok(_) => {}
+                // A concurrent request stored the key first. Our events are already in the log,
+                // so report them as appended (never as not appended: a caller would then undo
+                // work that stands, e.g. release the stock of a placed order). Both requests
+                // took effect: the documented limit of idempotency on this store.
                 Err(kurrentdb::Error::WrongExpectedVersion { .. }) => {
-                    return Err(StoreError::IdempotencyKeyTaken { key: record.key.clone() });
+                    tracing::warn!(key = %record.key, "idempotency key stored concurrently by another request");
                 }
                 Err(error) => return Err(mapping::store_error(error, None)),
             }

@@ -76,13 +76,20 @@ pub async fn place(
     );
     let mut accepted = match append_accepted(ctx, claim, 201, body, idempotency).await {
         Ok(accepted) => accepted,
-        Err(error) => {
+        // Definitely not placed: the reaper closed the order stream first (a conflict: only
+        // it writes there before us), or another request holds the idempotency key.
+        Err(error @ (CommandError::Conflict | CommandError::IdempotencyKeyTaken)) => {
             compensate(ctx, order_id, &held, metadata).await;
-            // The order stream was written meanwhile: only the reaper writes one before us.
             return Err(match error {
                 CommandError::Conflict => refused(OrderError::CheckoutExpired),
                 other => other,
             });
+        }
+        // Perhaps placed (the store may have failed after writing): releasing the holds now
+        // could free the stock of a standing order. The reaper decides once they expire.
+        Err(error) => {
+            tracing::warn!(%order_id, %error, "order append failed; its holds are left to the reservations process");
+            return Err(error);
         }
     };
 

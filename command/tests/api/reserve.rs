@@ -247,11 +247,17 @@ async fn the_reaper_releases_the_hold_of_a_checkout_that_died_after_its_first_ho
     let (buyer_id, _) = buyer_with_cart(&app, &[(a, 1), (b, 1)]).await;
     let caller = Caller { account_id: buyer_id, role: Role::Buyer };
     let meta = Meta::new(Some(caller), Uuid::now_v7());
-    let stopped =
-        tokio::time::timeout(Duration::from_millis(500), checkout(&app.ctx, caller, order_input(), &meta, None)).await;
-    assert!(stopped.is_err(), "the fail point stops the checkout after its first hold");
-
+    let ctx = app.ctx.clone();
+    let task = tokio::spawn(async move { checkout(&ctx, caller, order_input(), &meta, None).await.map(|_| ()) });
     let (first, second) = if a < b { (a, b) } else { (b, a) };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while ledger(&app, first).await.held == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no hold within 20 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!task.is_finished(), "the fail point stops the checkout after its first hold");
+    task.abort(); // the checkout's future is dropped, as when its process dies
     let held = ledger(&app, first).await;
     assert_eq!((held.stock, held.open.len()), (4, 1), "the first hold was made");
     assert_eq!(ledger(&app, second).await.held, 0, "the second product was never held");

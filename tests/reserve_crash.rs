@@ -8,8 +8,9 @@ use std::time::Duration;
 use common::{Client, Deployment, eventually};
 use sqlx::Connection;
 
-/// The PostgreSQL store without atomic multi-stream appends, holds of 2 s.
-const RESERVE_PATH: [(&str, &str); 2] = [("MULTI_STREAM_APPENDS", "off"), ("CHECKOUT_HOLD_SECONDS", "2")];
+/// The PostgreSQL store without atomic multi-stream appends, holds of 5 s (long enough for
+/// a checkout on a loaded machine, short enough for the test).
+const RESERVE_PATH: [(&str, &str); 2] = [("MULTI_STREAM_APPENDS", "off"), ("CHECKOUT_HOLD_SECONDS", "5")];
 
 async fn count(deployment: &Deployment, event_type: &str) -> i64 {
     let mut conn = sqlx::PgConnection::connect(&deployment.database_url()).await.expect("connect");

@@ -7,3 +7,4 @@ mod checkout;
 mod privacy;
 mod processes;
 mod support;
+mod webhooks;

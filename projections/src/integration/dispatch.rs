@@ -105,7 +105,11 @@ pub async fn run_webhook_dispatcher(
     let in_flight: Arc<Mutex<HashMap<Uuid, usize>>> = Arc::default();
     let mut tasks = JoinSet::new();
     let lease = options.timeout + Duration::from_secs(30);
-    tracing::info!(max_attempts = options.max_attempts, timeout_ms = options.timeout.as_millis() as u64, "webhook dispatcher running");
+    tracing::info!(
+        max_attempts = options.max_attempts,
+        timeout_ms = options.timeout.as_millis() as u64,
+        "webhook dispatcher running"
+    );
     loop {
         while tasks.try_join_next().is_some() {}
         let free = slots.available_permits();

@@ -210,7 +210,14 @@ impl Notifier {
                                 .lines
                                 .iter()
                                 .filter(|l| l.vendor_id == vendor)
-                                .map(|l| format!("  {} x {} ({})", l.quantity, l.title, money(l.total_cents(), &placed.currency)))
+                                .map(|l| {
+                                    format!(
+                                        "  {} x {} ({})",
+                                        l.quantity,
+                                        l.title,
+                                        money(l.total_cents(), &placed.currency)
+                                    )
+                                })
                                 .collect();
                             let mut params = order_params(order_id);
                             params.insert("lines".into(), lines.join("\n").into());
@@ -232,11 +239,16 @@ impl Notifier {
                 }
             }
             "delivery" => {
-                if let DeliveryEvent::Tracked(tracked) = event.decode::<DeliveryEvent>().map_err(|e| fatal(e.to_string()))? {
+                if let DeliveryEvent::Tracked(tracked) =
+                    event.decode::<DeliveryEvent>().map_err(|e| fatal(e.to_string()))?
+                {
                     if let Some((buyer, mut params)) = self.order(tracked.order_id).await? {
                         params.insert("status".into(), tracked.status.as_str().replace('_', " ").into());
                         params.insert("location".into(), tracked.location.clone().into());
-                        params.insert("occurred_at".into(), tracked.occurred_at.format("%Y-%m-%d %H:%M UTC").to_string().into());
+                        params.insert(
+                            "occurred_at".into(),
+                            tracked.occurred_at.format("%Y-%m-%d %H:%M UTC").to_string().into(),
+                        );
                         queued.push(Queued { recipient_id: buyer, template: "delivery_update", params });
                     }
                 }

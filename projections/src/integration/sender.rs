@@ -147,7 +147,8 @@ async fn send(vault: &KeyVault, channel: &dyn Channel, due: Due) -> Outcome {
         return Outcome::Skipped("recipient erased".into());
     };
     let open = |value: Value| async move {
-        let sealed: Sealed = serde_json::from_value(value).map_err(|e| format!("stored contact data unreadable: {e}"))?;
+        let sealed: Sealed =
+            serde_json::from_value(value).map_err(|e| format!("stored contact data unreadable: {e}"))?;
         vault.open(&sealed).await.map_err(|e| format!("cannot open contact data: {e}"))
     };
     let (email, name) = match (open(email).await, open(name).await) {

@@ -46,7 +46,8 @@ impl WebhookOutbox {
     async fn on_webhook(&self, event: &RecordedEvent) -> Result<(), ReactionError> {
         match event.decode::<WebhookEvent>().map_err(|e| ReactionError::Fatal(e.to_string()))? {
             WebhookEvent::Registered(registered) => {
-                let secret = serde_json::to_value(&registered.secret).map_err(|e| ReactionError::Fatal(e.to_string()))?;
+                let secret =
+                    serde_json::to_value(&registered.secret).map_err(|e| ReactionError::Fatal(e.to_string()))?;
                 sqlx::query(
                     "insert into integration.webhook_endpoint \
                      (webhook_id, url, event_types, secret, registered_by, registered_at) \
@@ -132,7 +133,11 @@ impl Reactor for WebhookOutbox {
     }
 
     async fn react(&self, event: &RecordedEvent) -> Result<(), ReactionError> {
-        if event.event_type.starts_with("webhook.") { self.on_webhook(event).await } else { self.on_integration(event).await }
+        if event.event_type.starts_with("webhook.") {
+            self.on_webhook(event).await
+        } else {
+            self.on_integration(event).await
+        }
     }
 }
 

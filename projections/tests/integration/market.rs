@@ -143,7 +143,8 @@ impl<'a> Market<'a> {
     }
 
     pub async fn replay(&mut self, webhook: Uuid, delivery: Uuid) {
-        let replay = WebhookDeliveryReplayRequested { webhook_id: webhook, delivery_id: delivery, requested_by: Uuid::nil() };
+        let replay =
+            WebhookDeliveryReplayRequested { webhook_id: webhook, delivery_id: delivery, requested_by: Uuid::nil() };
         self.append("webhook", webhook, WebhookEvent::DeliveryReplayRequested(replay)).await;
     }
 

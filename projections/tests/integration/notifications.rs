@@ -46,11 +46,13 @@ fn run_options() -> RunOptions {
 }
 
 async fn states(pool: &sqlx::PgPool, recipient: Uuid) -> Vec<(String, String)> {
-    sqlx::query_as("select template, state from integration.notification where recipient_id = $1 order by created_at, template")
-        .bind(recipient)
-        .fetch_all(pool)
-        .await
-        .expect("notifications")
+    sqlx::query_as(
+        "select template, state from integration.notification where recipient_id = $1 order by created_at, template",
+    )
+    .bind(recipient)
+    .fetch_all(pool)
+    .await
+    .expect("notifications")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +75,11 @@ async fn buyers_and_vendors_are_notified_and_erased_accounts_never() {
     market.visible().await;
 
     let (stop, shutdown) = watch::channel(false);
-    let options = NotificationOptions { backoff: Duration::from_millis(100), poll: Duration::from_millis(50), ..Default::default() };
+    let options = NotificationOptions {
+        backoff: Duration::from_millis(100),
+        poll: Duration::from_millis(50),
+        ..Default::default()
+    };
     let notifier = Arc::new(Notifier::new(env.pool().clone(), env.vault.clone(), options.clone()));
     let reactor = tokio::spawn(run_reactor(env.pool().clone(), env.store(), notifier, run_options(), shutdown.clone()));
     let channel = Arc::new(Outbox::default());
@@ -91,11 +97,10 @@ async fn buyers_and_vendors_are_notified_and_erased_accounts_never() {
     })
     .await;
     eventually(Duration::from_secs(30), "every notification settles", || async {
-        let pending: i64 =
-            sqlx::query_scalar("select count(*) from integration.notification where state = 'pending'")
-                .fetch_one(env.pool())
-                .await
-                .unwrap();
+        let pending: i64 = sqlx::query_scalar("select count(*) from integration.notification where state = 'pending'")
+            .fetch_one(env.pool())
+            .await
+            .unwrap();
         (pending == 0).then_some(())
     })
     .await;
@@ -153,10 +158,8 @@ async fn old_events_notify_nobody() {
         (checkpoint(env.pool(), "notifications").await >= Some(head)).then_some(())
     })
     .await;
-    let queued: i64 = sqlx::query_scalar("select count(*) from integration.notification")
-        .fetch_one(env.pool())
-        .await
-        .unwrap();
+    let queued: i64 =
+        sqlx::query_scalar("select count(*) from integration.notification").fetch_one(env.pool()).await.unwrap();
     assert_eq!(queued, 0, "nothing queued for events older than NOTIFY_MAX_AGE_HOURS");
     stop.send(true).unwrap();
     reactor.await.unwrap().unwrap();

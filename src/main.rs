@@ -4,6 +4,7 @@
 mod bench;
 mod config;
 mod database;
+mod notify;
 mod demo;
 mod ops;
 mod roles;

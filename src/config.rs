@@ -111,7 +111,8 @@ pub struct Settings {
 
 /// A JetStream stream name: letters, digits, `-` and `_`.
 fn stream_name(name: &str) -> Result<String, String> {
-    if !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         Ok(name.to_owned())
     } else {
         Err("use 1 to 64 letters, digits, '-' or '_'".to_owned())
@@ -125,7 +126,11 @@ fn subject_prefix(prefix: &str) -> Result<String, String> {
         && prefix.split('.').all(|token| {
             !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
-    if valid { Ok(prefix.to_owned()) } else { Err("use dot-separated tokens of letters, digits, '-' or '_', e.g. agora or acme.agora".to_owned()) }
+    if valid {
+        Ok(prefix.to_owned())
+    } else {
+        Err("use dot-separated tokens of letters, digits, '-' or '_', e.g. agora or acme.agora".to_owned())
+    }
 }
 
 /// A PostgreSQL URL on a loopback host without an `sslmode` gets `sslmode=disable`.

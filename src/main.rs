@@ -4,8 +4,8 @@
 mod bench;
 mod config;
 mod database;
-mod notify;
 mod demo;
+mod notify;
 mod ops;
 mod roles;
 mod startup;

@@ -71,9 +71,8 @@ fn start_integration(
     }
     let (pool, vault, s) = (services.pool.clone(), services.vault.clone(), shutdown.clone());
     let webhooks = settings.webhook_options();
-    background.spawn(async move {
-        run_webhook_dispatcher(pool, vault, webhooks, s).await.context("webhook dispatcher")
-    });
+    background
+        .spawn(async move { run_webhook_dispatcher(pool, vault, webhooks, s).await.context("webhook dispatcher") });
     let (pool, vault) = (services.pool.clone(), services.vault.clone());
     let notifications = settings.notification_options();
     background.spawn(async move {

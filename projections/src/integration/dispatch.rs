@@ -92,6 +92,9 @@ pub async fn run_webhook_dispatcher(
     options: WebhookOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> crate::Result<()> {
+    // https endpoints: rustls with the ring provider (the one sqlx and the NATS client use);
+    // an error only means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(options.timeout)
         .connect_timeout(options.timeout)

@@ -113,6 +113,10 @@ async fn webhooks_are_signed_retried_recorded_replayable_and_isolated() {
     let _ok = market.webhook(&format!("{base}/ok/a"), "ok-secret", &all).await;
     let flaky = market.webhook(&format!("{base}/flaky"), "flaky-secret", &["order.placed"]).await;
     let failing = market.webhook(&format!("{base}/down"), "down-secret", &["order.confirmed"]).await;
+    // https is spoken (rustls): against this plain-HTTP receiver the handshake fails.
+    let tls = market
+        .webhook(&format!("{}/ok/tls", base.replace("http://", "https://")), "tls-secret", &["review.approved"])
+        .await;
     let expected = market.story().await;
 
     let (stop, shutdown) = watch::channel(false);
@@ -191,6 +195,20 @@ async fn webhooks_are_signed_retried_recorded_replayable_and_isolated() {
         attempts(env.pool(), failing).await,
         vec![(1, Some(500)), (2, Some(500)), (3, Some(500)), (4, Some(200))]
     );
+
+    let tls_error = eventually(Duration::from_secs(20), "the https endpoint is attempted", || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "select a.error from integration.webhook_attempt a join integration.webhook_delivery d using (delivery_id) \
+             where d.webhook_id = $1 and a.attempt = 1",
+        )
+        .bind(tls)
+        .fetch_optional(env.pool())
+        .await
+        .expect("attempts")
+        .flatten()
+    })
+    .await;
+    assert!(tls_error.contains("InvalidContentType"), "a TLS handshake was tried: {tls_error}");
 
     stop.send(true).unwrap();
     reactor.await.unwrap().unwrap();

@@ -24,6 +24,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use super::http::WebhookClient;
 use super::webhooks::sign;
 use crate::runtime::sleep_or_shutdown;
 
@@ -92,18 +93,7 @@ pub async fn run_webhook_dispatcher(
     options: WebhookOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> crate::Result<()> {
-    // https endpoints: rustls with the ring provider (the one sqlx and the NATS client use);
-    // an error only means a provider is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .timeout(options.timeout)
-        .connect_timeout(options.timeout)
-        // A redirect is an answer like any other: following it would send the signed body to
-        // a URL nobody registered.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("agora-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| crate::Error::Task(format!("webhook http client: {e}")))?;
+    let client = WebhookClient::new(options.timeout);
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let in_flight: Arc<Mutex<HashMap<Uuid, usize>>> = Arc::default();
     let mut tasks = JoinSet::new();
@@ -202,7 +192,7 @@ async fn claim(
 }
 
 /// One attempt of one delivery, recorded.
-async fn deliver(pool: &PgPool, vault: &KeyVault, client: &reqwest::Client, options: &WebhookOptions, due: Due) {
+async fn deliver(pool: &PgPool, vault: &KeyVault, client: &WebhookClient, options: &WebhookOptions, due: Due) {
     let outcome = attempt(vault, client, &due).await;
     let delivered = outcome.delivered();
     let round = due.round_attempts + 1;
@@ -252,7 +242,7 @@ async fn deliver(pool: &PgPool, vault: &KeyVault, client: &reqwest::Client, opti
     }
 }
 
-async fn attempt(vault: &KeyVault, client: &reqwest::Client, due: &Due) -> Outcome {
+async fn attempt(vault: &KeyVault, client: &WebhookClient, due: &Due) -> Outcome {
     let started = Utc::now();
     let clock = Instant::now();
     let failed = |error: String| Outcome { started, status_code: None, error: Some(error), elapsed: clock.elapsed() };
@@ -265,22 +255,19 @@ async fn attempt(vault: &KeyVault, client: &reqwest::Client, due: &Due) -> Outco
         Err(error) => return failed(format!("stored secret is unreadable: {error}")),
     };
     let timestamp = started.timestamp();
-    let request = client
-        .post(&due.url)
-        .header("content-type", "application/json")
-        .header("agora-signature", sign(secret.as_bytes(), timestamp, &due.payload))
-        .header("agora-event-id", due.event_id.to_string())
-        .header("agora-event-type", &due.event_type)
-        .header("agora-delivery-id", due.delivery_id.to_string())
-        .body(due.payload.clone());
-    match request.send().await {
-        Ok(response) => {
-            let status = response.status();
-            let error = (!status.is_success()).then(|| format!("endpoint answered {status}"));
-            Outcome { started, status_code: Some(status.as_u16()), error, elapsed: clock.elapsed() }
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        ("agora-signature", sign(secret.as_bytes(), timestamp, &due.payload)),
+        ("agora-event-id", due.event_id.to_string()),
+        ("agora-event-type", due.event_type.clone()),
+        ("agora-delivery-id", due.delivery_id.to_string()),
+    ];
+    match client.post(&due.url, &headers, due.payload.clone()).await {
+        Ok(status) => {
+            let error = (!(200..300).contains(&status)).then(|| format!("endpoint answered {status}"));
+            Outcome { started, status_code: Some(status), error, elapsed: clock.elapsed() }
         }
-        Err(error) if error.is_timeout() => failed("timed out".into()),
-        Err(error) => failed(format!("request failed: {}", error_chain(&error))),
+        Err(error) => failed(error_chain(&error)),
     }
 }
 

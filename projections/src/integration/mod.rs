@@ -17,6 +17,8 @@
 
 /// Sending webhook deliveries: claim, sign, POST, record, back off.
 pub mod dispatch;
+/// The webhook HTTP client (HTTP/1.1, rustls).
+pub mod http;
 /// The notification process manager and its templates.
 pub mod notifications;
 /// The JetStream relay.

@@ -208,10 +208,46 @@ async fn webhooks_are_signed_retried_recorded_replayable_and_isolated() {
         .flatten()
     })
     .await;
-    assert!(tls_error.contains("InvalidContentType"), "a TLS handshake was tried: {tls_error}");
+    assert!(tls_error.contains("TLS handshake"), "a TLS handshake was tried: {tls_error}");
 
     stop.send(true).unwrap();
     reactor.await.unwrap().unwrap();
     // The dispatcher would wait for the hanging requests' timeout: stop it here.
     dispatcher.abort();
+}
+
+/// An https endpoint whose certificate no public authority signed is refused: TLS is spoken
+/// and the certificate is verified (against the webpki roots), not merely accepted.
+#[tokio::test]
+async fn https_endpoints_must_present_a_trusted_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", &port.to_string(), "-cert"])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    eventually(Duration::from_secs(10), "the TLS server listens", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
+    })
+    .await;
+    let client = projections::integration::http::WebhookClient::new(Duration::from_secs(5));
+    let error = client.post(&format!("https://127.0.0.1:{port}/hook"), &[], "{}".into()).await.unwrap_err();
+    let _ = server.kill();
+    let _ = server.wait();
+    let text = error.to_string();
+    assert!(text.contains("TLS handshake") && text.contains("invalid peer certificate"), "{text}");
 }

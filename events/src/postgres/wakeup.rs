@@ -10,8 +10,8 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use sqlx::PgPool;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnection, PgListener};
+use sqlx::{ConnectOptions, PgPool};
 use tokio::sync::{Mutex, mpsc, watch};
 
 use super::sql;
@@ -31,10 +31,21 @@ impl Wakeup {
     pub fn new(pool: PgPool) -> Arc<Self> {
         let (publish, mut requests) = mpsc::channel::<()>(1);
         tokio::spawn(async move {
+            // A connection of its own: a pooled one would cost a second round trip per
+            // NOTIFY (the pool pings connections it takes back), up to 500 times a second.
+            let mut conn: Option<PgConnection> = None;
             // Ends when the store (the only sender) is dropped.
             while requests.recv().await.is_some() {
-                if let Err(error) = sql::notify(&pool, CHANNEL).await {
+                if conn.is_none() {
+                    conn = pool.connect_options().connect().await.ok();
+                }
+                let published = match conn.as_mut() {
+                    Some(conn) => sql::notify(conn, CHANNEL).await,
+                    None => sql::notify(&pool, CHANNEL).await,
+                };
+                if let Err(error) = published {
                     tracing::debug!(%error, "could not publish event notification");
+                    conn = None;
                 }
                 // At most one NOTIFY per interval: appends in between ride on the next one.
                 tokio::time::sleep(PUBLISH_INTERVAL).await;

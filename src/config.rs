@@ -86,6 +86,72 @@ pub struct Settings {
     /// How long shutdown waits for in-flight requests, in seconds.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20, global = true)]
     pub shutdown_grace_seconds: u64,
+
+    /// NATS server of the integration-event relay, e.g. nats://127.0.0.1:4222. Unset: the
+    /// relay does not run (project roles).
+    #[arg(long, env = "NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+
+    /// JetStream stream the relay publishes to (created if missing, capturing `<prefix>.>`).
+    #[arg(long, env = "NATS_STREAM", default_value = "AGORA", global = true, value_parser = stream_name)]
+    pub nats_stream: String,
+
+    /// First token(s) of every integration-event subject: `<prefix>.order.placed`.
+    #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "agora", global = true, value_parser = subject_prefix)]
+    pub nats_subject_prefix: String,
+
+    /// Attempts per webhook delivery before it is marked failed (replayable).
+    #[arg(long, env = "WEBHOOK_MAX_ATTEMPTS", default_value_t = 5, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub webhook_max_attempts: u32,
+
+    /// Delay before the second webhook attempt, in ms; doubles after each failure
+    /// (20 s: 5 attempts span about 5 minutes).
+    #[arg(long, env = "WEBHOOK_BACKOFF_MS", default_value_t = 20_000, global = true)]
+    pub webhook_backoff_ms: u64,
+
+    /// Timeout of one webhook request, in ms.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value_t = 10_000, global = true,
+          value_parser = clap::value_parser!(u64).range(100..=300_000))]
+    pub webhook_timeout_ms: u64,
+
+    /// SMTP server for notifications, e.g. smtp://user:pass@mail.example.com:587?tls=required
+    /// or smtps://...; unset: notifications are written to the log.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<SecretString>,
+
+    /// Sender of notification emails.
+    #[arg(long, env = "NOTIFY_FROM", default_value = "Agora <no-reply@agora.localhost>", global = true)]
+    pub notify_from: String,
+
+    /// Events older than this (in hours) notify nobody, so replaying the log never mails
+    /// people about old orders.
+    #[arg(long, env = "NOTIFY_MAX_AGE_HOURS", default_value_t = 72, global = true)]
+    pub notify_max_age_hours: u64,
+}
+
+/// A JetStream stream name: letters, digits, `-` and `_`.
+fn stream_name(name: &str) -> Result<String, String> {
+    if !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(name.to_owned())
+    } else {
+        Err("use 1 to 64 letters, digits, '-' or '_'".to_owned())
+    }
+}
+
+/// Subject tokens separated by '.', without wildcards or spaces.
+fn subject_prefix(prefix: &str) -> Result<String, String> {
+    let valid = !prefix.is_empty()
+        && prefix.len() <= 100
+        && prefix.split('.').all(|token| {
+            !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if valid {
+        Ok(prefix.to_owned())
+    } else {
+        Err("use dot-separated tokens of letters, digits, '-' or '_', e.g. agora or acme.agora".to_owned())
+    }
 }
 
 /// A PostgreSQL URL on a loopback host without an `sslmode` gets `sslmode=disable`.
@@ -150,6 +216,31 @@ impl Settings {
         Duration::from_secs(self.shutdown_grace_seconds)
     }
 
+    pub fn webhook_options(&self) -> projections::integration::WebhookOptions {
+        projections::integration::WebhookOptions {
+            max_attempts: self.webhook_max_attempts,
+            backoff: Duration::from_millis(self.webhook_backoff_ms),
+            timeout: Duration::from_millis(self.webhook_timeout_ms),
+            ..Default::default()
+        }
+    }
+
+    pub fn notification_options(&self) -> projections::integration::NotificationOptions {
+        projections::integration::NotificationOptions {
+            max_age: Duration::from_secs(self.notify_max_age_hours.saturating_mul(3600)),
+            ..Default::default()
+        }
+    }
+
+    /// The relay's settings, when NATS_URL is set.
+    pub fn relay(&self) -> Option<projections::integration::RelayConfig> {
+        let url = self.nats_url.as_deref().map(str::trim).filter(|u| !u.is_empty())?;
+        let mut config = projections::integration::RelayConfig::new(url);
+        config.stream = self.nats_stream.clone();
+        config.subject_prefix = self.nats_subject_prefix.clone();
+        Some(config)
+    }
+
     /// The token key: the configured secret, or (when `generate` is set, for `serve`) a
     /// random one that lives as long as the process.
     pub fn jwt_secret(&self, generate: bool) -> anyhow::Result<Vec<u8>> {
@@ -171,7 +262,17 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use super::plain_on_loopback;
+    use super::{plain_on_loopback, stream_name, subject_prefix};
+
+    #[test]
+    fn nats_names_are_checked() {
+        assert!(stream_name("AGORA").is_ok() && stream_name("agora-prod_1").is_ok());
+        assert!(stream_name("").is_err() && stream_name("a.b").is_err() && stream_name("a b").is_err());
+        assert!(subject_prefix("agora").is_ok() && subject_prefix("acme.agora").is_ok());
+        for bad in ["", "a..b", "agora.>", "a.*", ".a", "a b"] {
+            assert!(subject_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn loopback_urls_skip_tls_unless_told_otherwise() {

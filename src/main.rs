@@ -5,6 +5,7 @@ mod bench;
 mod config;
 mod database;
 mod demo;
+mod notify;
 mod ops;
 mod roles;
 mod startup;

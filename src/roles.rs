@@ -16,7 +16,7 @@ use crate::startup::Services;
 /// Every projector and process manager, each the one active instance across processes
 /// (advisory locks): others stand by.
 pub async fn start_projections(
-    _settings: &Settings,
+    settings: &Settings,
     services: &Services,
     shutdown: watch::Receiver<bool>,
     background: &mut JoinSet<anyhow::Result<()>>,
@@ -33,6 +33,51 @@ pub async fn start_projections(
             projections::run_reactor(pool, store, reactor, o, s).await.context("process manager")
         });
     }
+    start_integration(settings, services, &options, shutdown, background)
+}
+
+/// Integration with the outside world: the JetStream relay (when NATS_URL is set), the
+/// webhook outbox and its dispatcher, the notifier and its sender (SMTP or the log). The
+/// reactors run one event at a time in log order; the senders in every project process
+/// (leases keep them from sending anything twice at once).
+fn start_integration(
+    settings: &Settings,
+    services: &Services,
+    options: &projections::RunOptions,
+    shutdown: watch::Receiver<bool>,
+    background: &mut JoinSet<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    use projections::integration::{
+        NatsRelay, Notifier, WebhookOutbox, in_order, run_notification_sender, run_webhook_dispatcher,
+    };
+    let in_order = in_order(options.clone());
+    let channel = crate::notify::channel(settings)?;
+    let mut reactors: Vec<Arc<dyn events::reactor::Reactor>> = vec![
+        Arc::new(WebhookOutbox::new(services.pool.clone())),
+        Arc::new(Notifier::new(services.pool.clone(), services.vault.clone(), settings.notification_options())),
+    ];
+    match settings.relay() {
+        Some(config) => {
+            tracing::info!(url = %config.url, stream = %config.stream, prefix = %config.subject_prefix, "integration relay on");
+            reactors.push(Arc::new(NatsRelay::new(config)));
+        }
+        None => tracing::info!("NATS_URL is not set: integration events are not published to a broker"),
+    }
+    for reactor in reactors {
+        let (pool, store, o, s) = (services.pool.clone(), services.store(), in_order.clone(), shutdown.clone());
+        background.spawn(async move {
+            projections::run_reactor(pool, store, reactor, o, s).await.context("integration reactor")
+        });
+    }
+    let (pool, vault, s) = (services.pool.clone(), services.vault.clone(), shutdown.clone());
+    let webhooks = settings.webhook_options();
+    background
+        .spawn(async move { run_webhook_dispatcher(pool, vault, webhooks, s).await.context("webhook dispatcher") });
+    let (pool, vault) = (services.pool.clone(), services.vault.clone());
+    let notifications = settings.notification_options();
+    background.spawn(async move {
+        run_notification_sender(pool, vault, channel, notifications, shutdown).await.context("notification sender")
+    });
     Ok(())
 }
 

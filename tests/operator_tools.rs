@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, Deployment, eventually};
+use common::{Broker, Client, Deployment, eventually};
 use serde_json::Value;
 
 fn stdout(output: &std::process::Output) -> String {
@@ -29,7 +29,14 @@ async fn seed_status_rebuild_and_park_work_beside_live_processes() {
     let status = deployment.status();
     assert!(status["search"].is_null(), "{status}");
 
-    let _projector = deployment.start(&["project"], "unused");
+    // The projector publishes integration events to a broker of this test's own.
+    let broker = Broker::start();
+    let nats_url = broker.url();
+    let _projector = deployment.start_with(
+        &["project"],
+        "unused",
+        &[("NATS_URL", &nats_url), ("NATS_STREAM", "OPS"), ("NATS_SUBJECT_PREFIX", "ops")],
+    );
     // The query process serves from INDEX_DIR "index", the directory the tools use.
     let query = deployment.start(&["query"], "index");
     let client = Client::new();
@@ -43,13 +50,24 @@ async fn seed_status_rebuild_and_park_work_beside_live_processes() {
         let status = deployment.status();
         let behind: Vec<&Value> =
             status["projections"].as_array().unwrap().iter().filter(|p| p["lag_events"] != 0).collect();
-        if behind.is_empty() && status["projections"].as_array().unwrap().len() == 9 {
+        // 5 read models, 3 process managers, the reservations reaper, the webhook outbox, the
+        // notifier and the relay.
+        if behind.is_empty() && status["projections"].as_array().unwrap().len() == 12 {
             Ok(())
         } else {
             Err(status.to_string())
         }
     })
     .await;
+
+    for name in ["integration_relay", "webhook_outbox", "notifications"] {
+        assert_eq!(projection(&deployment.status(), name)["kind"], "reactor");
+    }
+    // Every product listing (and the orders' events) reached the broker, once.
+    let js = async_nats::jetstream::new(async_nats::connect(nats_url.as_str()).await.expect("nats"));
+    let mut stream = js.get_stream("OPS").await.expect("the relay created its stream");
+    let published = stream.info().await.expect("stream info").state.messages;
+    assert!(published >= 40 + 8, "{published} integration events published");
 
     // Rebuild everything while the projector and the query process run.
     let before = deployment.status();

@@ -24,6 +24,8 @@ pub mod payments;
 pub mod reviews;
 /// Validated values built from HTTP input.
 pub mod values;
+/// Webhook endpoints: registration and replays.
+pub mod webhooks;
 
 pub use error::{CommandError, Result};
 pub use handling::{Accepted, Context, Meta};

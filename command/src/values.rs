@@ -439,3 +439,133 @@ mod tests {
         assert_eq!(fields, ["shipping_address.name", "shipping_address.country"]);
     }
 }
+
+/// Where a webhook is delivered: an absolute `http` or `https` URL with a host, no
+/// credentials (they would end up in logs and admin views) and no fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let input = input.trim();
+        if input.len() > 2000 {
+            return Err("must be at most 2000 characters".to_owned());
+        }
+        let url = url::Url::parse(input).map_err(|e| format!("is not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("must be an http:// or https:// URL".to_owned());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("must name a host".to_owned());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not contain credentials; use the secret to authenticate deliveries".to_owned());
+        }
+        if url.fragment().is_some() {
+            return Err("must not contain a fragment (#...)".to_owned());
+        }
+        Ok(Self(url.to_string()))
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// The integration event types a webhook receives: at least one, each a published type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTypes(Vec<String>);
+
+impl EventTypes {
+    pub fn parse(input: &[String]) -> Result<Self, String> {
+        if input.is_empty() {
+            return Err(format!("must list at least one of: {}", events::integration::EVENT_TYPES.join(", ")));
+        }
+        let mut types: Vec<String> = Vec::new();
+        for t in input {
+            let t = t.trim();
+            if !events::integration::EVENT_TYPES.contains(&t) {
+                return Err(format!(
+                    "{t:?} is not an integration event type; use: {}",
+                    events::integration::EVENT_TYPES.join(", ")
+                ));
+            }
+            if !types.iter().any(|known| known == t) {
+                types.push(t.to_owned());
+            }
+        }
+        Ok(Self(types))
+    }
+
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
+
+/// The HMAC key of a webhook's signatures: 16 to 256 visible ASCII characters.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(String);
+
+impl WebhookSecret {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let len = input.chars().count();
+        if !(16..=256).contains(&len) {
+            return Err("must be 16 to 256 characters long".to_owned());
+        }
+        if !input.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("must be visible ASCII characters (no spaces)".to_owned());
+        }
+        Ok(Self(input.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret(..)")
+    }
+}
+
+#[cfg(test)]
+mod webhook_tests {
+    use super::*;
+
+    #[test]
+    fn webhook_urls_are_absolute_http_without_credentials() {
+        assert_eq!(
+            WebhookUrl::parse(" https://hooks.example.com/agora ").unwrap().into_string(),
+            "https://hooks.example.com/agora"
+        );
+        assert!(WebhookUrl::parse("http://127.0.0.1:9000/x?y=1").is_ok());
+        for bad in [
+            "",
+            "hooks.example.com",
+            "ftp://x.example/",
+            "https://user:pw@x.example/",
+            "http://x.example/#f",
+            "mailto:a@b.c",
+        ] {
+            assert!(WebhookUrl::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn event_types_must_be_published_types() {
+        let parsed =
+            EventTypes::parse(&["order.placed".into(), "order.placed".into(), "review.approved".into()]).unwrap();
+        assert_eq!(parsed.into_vec(), vec!["order.placed", "review.approved"]);
+        assert!(EventTypes::parse(&[]).is_err());
+        assert!(EventTypes::parse(&["cart.item_set".into()]).unwrap_err().contains("not an integration event type"));
+    }
+
+    #[test]
+    fn secrets_are_long_enough_and_never_printed() {
+        assert!(WebhookSecret::parse("short").is_err());
+        assert!(WebhookSecret::parse("has spaces in it, sixteen+").is_err());
+        let secret = WebhookSecret::parse("0123456789abcdef").unwrap();
+        assert_eq!(format!("{secret:?}"), "WebhookSecret(..)");
+    }
+}

@@ -8,6 +8,9 @@ pub mod envelope;
 pub mod identity;
 /// Ids derived from other ids, for idempotent process steps.
 pub mod ids;
+/// Public integration events (broker, webhooks): a stable, versioned schema mapped from
+/// domain events, without personal data.
+pub mod integration;
 /// The KurrentDB (EventStoreDB) store: feature `kurrentdb`.
 #[cfg(feature = "kurrentdb")]
 pub mod kurrent;

@@ -14,6 +14,9 @@ mod feed;
 pub mod generation;
 /// A deterministic, realistic marketplace history, appended through the event store.
 pub mod history;
+/// Integration events to NATS JetStream, webhooks and notifications (reactors and their
+/// senders).
+pub mod integration;
 /// Leadership through advisory locks on dedicated connections.
 pub mod leader;
 /// The `Projection` trait and name rules.

@@ -220,7 +220,7 @@ impl Worker for ReactorWorker {
 }
 
 /// Run the reactions of a batch: one sequential task per stream, at most `concurrency` at
-/// once.
+/// once; with `concurrency` 1, strictly in log order.
 async fn react_all(
     reactor: &dyn Reactor,
     events: &[RecordedEvent],
@@ -235,7 +235,9 @@ async fn react_all(
             continue;
         }
         reactions += 1;
-        let group = *by_stream.entry(event.stream_id.as_str()).or_insert_with(|| {
+        // One at a time means one group: the whole batch in log order, across streams.
+        let key = if concurrency <= 1 { "" } else { event.stream_id.as_str() };
+        let group = *by_stream.entry(key).or_insert_with(|| {
             groups.push(Vec::new());
             groups.len() - 1
         });

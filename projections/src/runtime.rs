@@ -28,7 +28,8 @@ pub struct RunOptions {
     /// Retry delays after an error: doubling from `min_backoff` up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
-    /// Reactions running at once within a batch (different streams).
+    /// Reactions running at once within a batch (different streams). 1 reacts to every event
+    /// in log order, across streams.
     pub reactor_concurrency: usize,
     /// Used when a projector finds its live generation built by an older version.
     pub rebuild: RebuildOptions,

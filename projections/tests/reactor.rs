@@ -181,6 +181,30 @@ async fn reactions_keep_stream_order_with_bounded_concurrency() {
     assert!((2..=4).contains(&max), "concurrency {max}");
 }
 
+/// Concurrency 1 (the integration reactors): one event at a time, in log order across
+/// streams, not only within each stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrency_one_reacts_in_log_order_across_streams() {
+    let env = Env::new().await;
+    triggers(&env.store, 5, 8, None).await;
+    let echo = Echo::new(env.store());
+    let (stop, shutdown) = watch::channel(false);
+    let single = RunOptions { reactor_concurrency: 1, ..options() };
+    let task = tokio::spawn(run_reactor(env.pool().clone(), env.store(), echo.clone(), single, shutdown));
+    wait_checkpoint(&env, Duration::from_secs(60)).await;
+    let _ = stop.send(true);
+    task.await.expect("task").expect("stops");
+    let log = env.store.read_all(LogPosition::START, 1000).await.expect("log");
+    let expected: Vec<(String, u64)> = log
+        .iter()
+        .filter(|e| e.event_type == "test.happened")
+        .map(|e| (e.stream_id.to_string(), e.stream_version))
+        .collect();
+    assert_eq!(expected.len(), 40);
+    assert_eq!(*echo.calls.lock().expect("lock"), expected);
+    assert_eq!(echo.max_running.load(Ordering::SeqCst), 1);
+}
+
 /// A reaction that keeps failing holds the checkpoint before its event (other streams may
 /// run ahead and run again later); status shows it; parking lets the reactor go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

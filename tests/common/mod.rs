@@ -43,7 +43,10 @@ impl Deployment {
             .env("LISTEN_ADDR", "127.0.0.1:0")
             .env("JWT_SECRET", JWT_SECRET)
             .env("RUST_LOG", "warn")
-            .env_remove("READ_DATABASE_URL");
+            .env_remove("READ_DATABASE_URL")
+            // Outside services only where a test asks for them.
+            .env_remove("NATS_URL")
+            .env_remove("SMTP_URL");
         command
     }
 
@@ -263,5 +266,38 @@ where
             Err(last) if Instant::now() >= deadline => panic!("{what}: not within {within:?}; last: {last}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
+    }
+}
+
+/// A `nats-server` with JetStream on a free port and its own storage, stopped on drop.
+pub struct Broker {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    pub fn start() -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (install the nats-server package)");
+        Broker { child, port, _dir: dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

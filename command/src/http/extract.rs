@@ -169,3 +169,22 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
         })
     }
 }
+
+/// Two UUID path segments (`/webhooks/{id}/deliveries/{delivery_id}`); anything else is a 400.
+pub struct PathIds(pub Uuid, pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathIds {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path((a, b)) = axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", "the path needs two ids"))?;
+        let parse = |raw: &str| {
+            Uuid::parse_str(raw).map_err(|_| {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", format!("{raw:?} is not an id: ids are UUIDs"))
+            })
+        };
+        Ok(PathIds(parse(&a)?, parse(&b)?))
+    }
+}

@@ -65,6 +65,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(crate::orders::http::routes())
         .merge(crate::deliveries::http::routes())
         .merge(crate::reviews::http::routes())
+        .merge(crate::webhooks::http::routes())
 }
 
 /// The command API as an axum router (state applied), plus the OpenAPI document it serves.

@@ -8,3 +8,4 @@ mod privacy;
 mod processes;
 mod reserve;
 mod support;
+mod webhooks;

@@ -7,6 +7,7 @@ use super::deliveries::DeliveryEvent;
 use super::orders::{CartEvent, OrderEvent, PurchaseEvent};
 use super::payments::PaymentEvent;
 use super::reviews::ReviewEvent;
+use super::webhooks::WebhookEvent;
 use crate::domain::DecodeError;
 use crate::envelope::RecordedEvent;
 
@@ -22,6 +23,7 @@ pub enum MarketEvent {
     Payment(PaymentEvent),
     Delivery(DeliveryEvent),
     Review(ReviewEvent),
+    Webhook(WebhookEvent),
 }
 
 impl MarketEvent {
@@ -38,6 +40,7 @@ impl MarketEvent {
             "payment" => MarketEvent::Payment(event.decode()?),
             "delivery" => MarketEvent::Delivery(event.decode()?),
             "review" => MarketEvent::Review(event.decode()?),
+            "webhook" => MarketEvent::Webhook(event.decode()?),
             _ => {
                 return Err(DecodeError {
                     stream_id: event.stream_id.to_string(),
@@ -62,6 +65,7 @@ impl MarketEvent {
             PaymentEvent::event_types(),
             DeliveryEvent::event_types(),
             ReviewEvent::event_types(),
+            WebhookEvent::event_types(),
         ]
         .concat()
     }

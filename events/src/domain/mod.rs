@@ -10,6 +10,7 @@ pub mod deliveries;
 pub mod orders;
 pub mod payments;
 pub mod reviews;
+pub mod webhooks;
 
 mod any;
 

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod deliveries;
 pub mod orders;
 pub mod reviews;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

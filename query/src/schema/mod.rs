@@ -7,6 +7,7 @@ pub mod deliveries;
 mod depth;
 pub mod orders;
 pub mod reviews;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +37,13 @@ pub type AgoraSchema = Schema<QueryRoot, EmptyMutation, SubscriptionRoot>;
 /// Every query, one object per bounded context.
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(catalog::CatalogQuery, accounts::AccountsQuery, orders::OrdersQuery, reviews::ReviewsQuery);
+pub struct QueryRoot(
+    catalog::CatalogQuery,
+    accounts::AccountsQuery,
+    orders::OrdersQuery,
+    reviews::ReviewsQuery,
+    webhooks::WebhooksQuery,
+);
 
 #[derive(MergedSubscription, Default)]
 #[graphql(name = "Subscription")]

@@ -10,3 +10,4 @@ mod operations;
 mod readiness;
 mod subscriptions;
 mod support;
+mod webhooks;

@@ -41,15 +41,7 @@ async fn checkout_places_the_order_reserves_stock_and_empties_the_cart_in_one_ap
     );
 
     // One transaction: every event of the checkout carries the same commit position.
-    let commits: std::collections::HashSet<i64> = sqlx::query_scalar(
-        "select transaction_id from event_store.event where correlation_id = (select correlation_id from event_store.event where stream_id = $1)",
-    )
-    .bind(format!("order-{order_id}"))
-    .fetch_all(app.db.pool())
-    .await
-    .unwrap()
-    .into_iter()
-    .collect();
+    let commits = app.checkout_transactions(order_id).await;
     assert_eq!(commits.len(), 1);
 
     app.checkout(&buyer, "tok_visa").await.expect_problem(409, "cart_empty");

@@ -127,15 +127,7 @@ async fn the_reserve_path_holds_each_product_then_writes_the_order() {
     assert!(matches!(cart.last(), Some(CartEvent::CheckedOut(_))));
 
     // One append per stream: every stream of the checkout committed in its own transaction.
-    let commits: HashSet<i64> = sqlx::query_scalar(
-        "select transaction_id from event_store.event where correlation_id = (select correlation_id from event_store.event where stream_id = $1)",
-    )
-    .bind(format!("order-{order_id}"))
-    .fetch_all(app.db.pool())
-    .await
-    .unwrap()
-    .into_iter()
-    .collect();
+    let commits = app.checkout_transactions(order_id).await;
     assert_eq!(commits.len(), 5, "2 holds, order, payment, cart");
     // The consistency token covers the last append.
     let token: LogPosition = placed.body["position"].as_str().unwrap().parse().unwrap();

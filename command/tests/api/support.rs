@@ -311,6 +311,20 @@ impl TestApp {
             .collect()
     }
 
+    /// The distinct commit transactions of every event a checkout caused (its order's
+    /// correlation id): 1 when it was one atomic append, one per step otherwise.
+    pub async fn checkout_transactions(&self, order_id: Uuid) -> std::collections::HashSet<i64> {
+        sqlx::query_scalar(
+            "select transaction_id from event_store.event where correlation_id = (select correlation_id from event_store.event where stream_id = $1)",
+        )
+        .bind(format!("order-{order_id}"))
+        .fetch_all(self.db.pool())
+        .await
+        .expect("checkout transactions")
+        .into_iter()
+        .collect()
+    }
+
     pub async fn event_count(&self) -> i64 {
         sqlx::query_scalar("select count(*) from event_store.event").fetch_one(self.db.pool()).await.expect("count")
     }

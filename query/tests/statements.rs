@@ -55,7 +55,28 @@ impl tracing::field::Visit for Summary {
 
 impl Statements {
     /// Run `operation` and return its data and the statements it issued.
+    /// The statements of one request: the fewest of three runs. The DataLoaders collect keys
+    /// for 250 µs; a thread preempted for longer in the middle of a level splits that level's
+    /// batch in two, which says nothing about the resolvers. A query per item shows in every
+    /// run, so the fewest still catches it.
     async fn count(&self, stack: &Stack, query: &str, variables: Value, token: Option<&str>) -> (Value, Vec<String>) {
+        let mut best: Option<(Value, Vec<String>)> = None;
+        for _ in 0..3 {
+            let run = self.count_once(stack, query, variables.clone(), token).await;
+            if best.as_ref().is_none_or(|(_, seen)| run.1.len() < seen.len()) {
+                best = Some(run);
+            }
+        }
+        best.expect("three runs")
+    }
+
+    async fn count_once(
+        &self,
+        stack: &Stack,
+        query: &str,
+        variables: Value,
+        token: Option<&str>,
+    ) -> (Value, Vec<String>) {
         self.count.store(0, Ordering::SeqCst);
         self.seen.lock().unwrap().clear();
         let data = stack.graphql(query, variables, token).await;

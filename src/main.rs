@@ -19,6 +19,11 @@ use clap::{Parser, Subcommand};
 use config::Settings;
 use startup::Roles;
 
+/// mimalloc instead of glibc's malloc: many small, short-lived allocations per request
+/// (JSON, GraphQL values, rows) on few cores; see README, "Benchmarks".
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "agora", version, about = "Event-sourced marketplace backend")]
 struct Cli {

@@ -184,10 +184,21 @@ pub async fn run_with(
     generate_secret: bool,
     bound: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> anyhow::Result<()> {
+    run_until(settings, roles, generate_secret, bound, shutdown_signal()).await
+}
+
+/// `run_with`, stopping when `shutdown` turns true (in-process servers of the benchmarks,
+/// which must stop before the next one starts).
+pub async fn run_until(
+    settings: Settings,
+    roles: Roles,
+    generate_secret: bool,
+    bound: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let metrics = crate::telemetry::metrics()?;
     let secret = settings.jwt_secret(generate_secret)?;
     let services = services(&settings, &secret).await?;
-    let shutdown = shutdown_signal();
     let mut background = tokio::task::JoinSet::new();
 
     let mut router = Router::new();

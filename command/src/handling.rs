@@ -13,9 +13,10 @@ use events::{
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::aggregates::AggregateCache;
 use crate::auth::{Caller, TokenKeys};
 use crate::decider::Decider;
-use crate::error::{CommandError, Result};
+use crate::error::{CommandError, Refuse, Result, refused};
 use crate::payments::PaymentGateway;
 
 /// Everything a handler may use: the store, the personal-data keys, token keys, the payment
@@ -35,6 +36,8 @@ pub struct Context {
     /// A named point where the command path stops dead, for crash tests of a real process
     /// (`AGORA_FAIL_POINT`; see `orders::reserve`). `None` in production.
     pub fail_point: Option<String>,
+    /// Aggregate states this process has read or written (see [`crate::aggregates`]).
+    pub aggregates: AggregateCache,
 }
 
 impl Context {
@@ -53,6 +56,7 @@ impl Context {
             attempts: 12,
             checkout_hold: Duration::from_secs(60),
             fail_point: None,
+            aggregates: AggregateCache::default(),
         }
     }
 
@@ -136,6 +140,73 @@ where
 {
     let recorded = store.read_stream(stream, 1).await?;
     fold_recorded::<D>(&recorded)
+}
+
+/// The current state of an aggregate: the cached one brought up to date with the events
+/// appended since (one small read), or the whole stream read and folded. Kept in the cache.
+pub async fn load_current<D>(ctx: &Context, stream: &StreamId) -> Result<Loaded<D::State>>
+where
+    D: Decider,
+    D::Event: DomainEvent,
+    D::State: Clone + Send + Sync + 'static,
+{
+    let loaded = match ctx.aggregates.get::<D::State>(stream) {
+        Some(mut loaded) => {
+            for event in ctx.store.read_stream(stream, loaded.version + 1).await? {
+                loaded.state = D::evolve(loaded.state, &event.decode::<D::Event>()?);
+                loaded.version = event.stream_version;
+                loaded.position = Some(event.position);
+            }
+            loaded
+        }
+        None => load::<D>(&*ctx.store, stream).await?,
+    };
+    ctx.aggregates.put(stream, loaded.clone());
+    Ok(loaded)
+}
+
+/// Decide `command` on an aggregate. On its cached state when that decides events to
+/// append: the append expects the cached version, so a state that is stale (another
+/// process appended since) conflicts instead of deciding wrongly, and the retry comes here
+/// with the entry forgotten. A refusal or "nothing to do" is an answer without an append,
+/// so it is only given on the current state.
+pub async fn decide_on<D>(
+    ctx: &Context,
+    stream: &StreamId,
+    command: &D::Command,
+) -> Result<(Loaded<D::State>, Vec<D::Event>)>
+where
+    D: Decider,
+    D::Event: DomainEvent,
+    D::State: Clone + Send + Sync + 'static,
+    D::Error: Refuse,
+{
+    if let Some(cached) = ctx.aggregates.get::<D::State>(stream)
+        && let Ok(events) = D::decide(command, &cached.state)
+        && !events.is_empty()
+    {
+        return Ok((cached, events));
+    }
+    let loaded = load_current::<D>(ctx, stream).await?;
+    let events = D::decide(command, &loaded.state).map_err(refused)?;
+    Ok((loaded, events))
+}
+
+/// After `events`, decided on `loaded`, were appended: cache the state they lead to. A
+/// replay, or an append that is not exactly the next versions, caches nothing.
+pub fn remember<D>(ctx: &Context, stream: &StreamId, loaded: Loaded<D::State>, events: &[D::Event], appended: &Appended)
+where
+    D: Decider,
+    D::State: Clone + Send + Sync + 'static,
+{
+    let version = appended.version_of(stream);
+    if appended.replayed || version != Some(loaded.version + events.len() as u64) {
+        ctx.aggregates.forget(stream);
+        return;
+    }
+    let position = appended.events.iter().filter(|e| &e.stream_id == stream).map(|e| e.position).max();
+    let state = events.iter().fold(loaded.state, D::evolve);
+    ctx.aggregates.put(stream, Loaded { state, version: loaded.version + events.len() as u64, position });
 }
 
 /// Fold events already read (e.g. by `read_streams`) into an aggregate's state.
@@ -347,16 +418,31 @@ pub async fn execute<D>(
 where
     D: Decider,
     D::Event: DomainEvent,
-    D::Error: crate::error::Refuse,
+    D::State: Clone + Send + Sync + 'static,
+    D::Error: Refuse,
 {
     crate::retrying!(ctx, {
-        let loaded = load::<D>(&*ctx.store, stream).await?;
-        let events = D::decide(command, &loaded.state).map_err(crate::error::refused)?;
+        let (loaded, events) = decide_on::<D>(ctx, stream, command).await?;
         if events.is_empty() {
             return Ok(Accepted { status: 200, body: body(&events), position: unchanged(ctx, loaded.position).await? });
         }
         let request = AppendRequest::new().stream(stream.clone(), loaded.expected(), new_events(&events, metadata));
-        append_accepted(ctx, request, status, body(&events), idempotency).await
+        let response = body(&events);
+        let request = match idempotency {
+            Some(idempotency) => request.idempotent(idempotency.record(status, &response)),
+            None => request,
+        };
+        match ctx.store.append(request).await {
+            Ok(appended) => {
+                let position = appended.position();
+                remember::<D>(ctx, stream, loaded, &events, &appended);
+                Ok(Accepted { status, body: response, position })
+            }
+            Err(error) => {
+                ctx.aggregates.forget(stream);
+                Err(error.into())
+            }
+        }
     })
 }
 

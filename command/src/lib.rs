@@ -2,6 +2,8 @@
 
 /// Accounts: registration, sessions, profile, erasure.
 pub mod accounts;
+/// Aggregate states this process already knows (read or written), by stream.
+pub mod aggregates;
 /// Passwords and role checks (tokens are `events::identity`).
 pub mod auth;
 /// Catalogue: products, prices, stock.

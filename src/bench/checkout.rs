@@ -20,10 +20,13 @@ pub struct BenchServer {
     pub base: String,
     pub client: reqwest::Client,
     index_dir: std::path::PathBuf,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for BenchServer {
     fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
         let _ = std::fs::remove_dir_all(&self.index_dir);
     }
 }
@@ -39,15 +42,32 @@ impl BenchServer {
         let index_dir = std::env::temp_dir().join(format!("agora-bench-index-{}", Uuid::now_v7().simple()));
         settings.index_dir = index_dir.clone();
         let (address_tx, address_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            if let Err(error) = crate::startup::run_with(settings, roles, true, Some(address_tx)).await {
+        let (shutdown, stop) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            if let Err(error) = crate::startup::run_until(settings, roles, true, Some(address_tx), stop).await {
                 eprintln!("bench server stopped: {error:#}");
             }
         });
         let address =
             tokio::time::timeout(Duration::from_secs(60), address_rx).await.context("bench server start")??;
         let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-        Ok(BenchServer { base: format!("http://{address}"), client, index_dir })
+        Ok(BenchServer {
+            base: format!("http://{address}"),
+            client,
+            index_dir,
+            shutdown,
+            task: std::sync::Mutex::new(Some(task)),
+        })
+    }
+
+    /// Shut the server down and wait until it has let go of its connections, so the next
+    /// workload neither shares the CPU with it nor runs out of database connections.
+    pub async fn stop(&self) {
+        let _ = self.shutdown.send(true);
+        let task = self.task.lock().ok().and_then(|mut task| task.take());
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
     }
 
     pub async fn call(
@@ -192,6 +212,7 @@ pub async fn checkout(url: &str, clients: &[usize], seconds: u64, report: &Repor
             figures,
         );
     }
+    server.stop().await;
     visibility_lag(url, seconds, report).await
 }
 
@@ -272,6 +293,7 @@ pub async fn visibility_lag(url: &str, seconds: u64, report: &Report) -> anyhow:
         with_token.extend(w);
         without_token.extend(wo);
     }
+    server.stop().await;
     for (token, lags) in [(true, with_token), (false, without_token)] {
         let orders = lags.len();
         let latencies = Latencies::new(lags);

@@ -126,6 +126,7 @@ pub async fn graphql(
             );
         }
     }
+    server.stop().await;
     Ok(())
 }
 

@@ -67,6 +67,29 @@ pub async fn finish(
     }
 }
 
+/// The response to a command that ran without looking its key up first ([`run_then_look_up`]).
+/// Any refusal or conflict under a key may be the echo of an earlier run with that key (a
+/// retried checkout finds its cart already empty), so the stored response, if there is one,
+/// answers instead. A new decision under a used key cannot land: its append stores the key
+/// too and fails with `IdempotencyKeyTaken`, which is answered the same way.
+pub async fn finish_unchecked(
+    state: &AppState,
+    idempotency: Option<&Idempotency>,
+    result: Result<Accepted, CommandError>,
+) -> Result<Response, ApiError> {
+    match (result, idempotency) {
+        (Ok(accepted), _) => Ok(respond(accepted, false)),
+        (
+            Err(error @ (CommandError::Refused(_) | CommandError::Conflict | CommandError::IdempotencyKeyTaken)),
+            Some(key),
+        ) => match state.ctx.store.idempotent_response(&key.key).await.map_err(CommandError::from)? {
+            Some(stored) => replay(stored, key),
+            None => Err(error.into()),
+        },
+        (Err(error), _) => Err(error.into()),
+    }
+}
+
 /// Run a command under an optional idempotency key:
 /// `idempotent!(&state, scope, |idem| handler(..., idem).await)`.
 #[macro_export]
@@ -82,5 +105,19 @@ macro_rules! idempotent {
                 $crate::http::idempotency::finish($state, scope.as_ref(), result).await
             }
         }
+    }};
+}
+
+/// `idempotent!` without the lookup before the command, for commands whose every effect is
+/// their one append (which stores the key atomically): a first request, by far the most
+/// common, then costs no extra round trip; a replay is recognised after the command ran
+/// (see [`finish_unchecked`]).
+#[macro_export]
+macro_rules! run_then_look_up {
+    ($state:expr, $scope:expr, |$idem:ident| $command:expr) => {{
+        let scope = $scope;
+        let $idem = scope.as_ref();
+        let result = $command;
+        $crate::http::idempotency::finish_unchecked($state, scope.as_ref(), result).await
     }};
 }

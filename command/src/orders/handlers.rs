@@ -18,7 +18,8 @@ use crate::deliveries::decider::{Delivery, DeliveryDecider};
 use crate::deliveries::handlers::{delivery_id_for, delivery_stream};
 use crate::error::{CommandError, Result, refused};
 use crate::handling::{
-    Accepted, Context, Idempotency, Meta, append_accepted, execute, fold_recorded, id_body, load, new_events, unchanged,
+    Accepted, Context, Idempotency, Loaded, Meta, execute, fold_recorded, id_body, load_current, new_events, remember,
+    unchanged,
 };
 use crate::payments::handlers::payment_stream;
 use crate::values::{Address, PaymentToken};
@@ -44,7 +45,8 @@ pub async fn set_cart_item(
     meta: &Meta,
 ) -> Result<Accepted> {
     if quantity > 0 {
-        match load::<ProductDecider>(&*ctx.store, &product_stream(product_id)).await?.state {
+        // The current state, not a cached one: the cart append does not check the product.
+        match load_current::<ProductDecider>(ctx, &product_stream(product_id)).await?.state {
             Product::Listed(_) => {}
             Product::Unlisted => return Err(refused(ProductError::NotFound)),
             Product::Delisted { .. } => return Err(refused(ProductError::Unavailable { product_id })),
@@ -85,61 +87,110 @@ pub async fn checkout(
     let order_id = Uuid::now_v7();
     let metadata = meta.metadata();
     if !ctx.store.capabilities().atomic_multi_stream {
-        let decision = decide_snapshot(ctx, order_id, buyer_id, shipping_address, &order).await?.0;
+        let decision = decide_snapshot(ctx, order_id, buyer_id, shipping_address, &order, true).await?.decision;
         let accepted = super::reserve::place(ctx, order_id, buyer_id, decision, &metadata, idempotency).await?;
         metrics::counter!("agora_checkouts_total").increment(1);
         return Ok(accepted);
     }
+    let mut current = false;
     let accepted = crate::retrying!(ctx, {
-        let (decision, cart_expected, versions) =
-            decide_snapshot(ctx, order_id, buyer_id, shipping_address.clone(), &order).await?;
+        // The first try decides on cached states; after a conflict, on current ones.
+        let snapshot = decide_snapshot(ctx, order_id, buyer_id, shipping_address.clone(), &order, current).await?;
+        current = true;
+        let Snapshot { decision, cart, products } = snapshot;
         let mut request = AppendRequest::new()
-            .stream(cart_stream(buyer_id), cart_expected, new_events(&decision.cart, &metadata))
+            .stream(cart_stream(buyer_id), cart.expected(), new_events(&decision.cart, &metadata))
             .stream(order_stream(order_id), ExpectedVersion::NoStream, new_events(&decision.order, &metadata))
             .stream(payment_stream(order_id), ExpectedVersion::NoStream, new_events(&decision.payment, &metadata));
         for (product_id, events) in &decision.stock {
-            let expected = versions.get(product_id).copied().unwrap_or(ExpectedVersion::NoStream);
+            let expected = products.get(product_id).map_or(ExpectedVersion::NoStream, Loaded::expected);
             request = request.stream(product_stream(*product_id), expected, new_events(events, &metadata));
         }
         let mut body = id_body(order_id);
         body.insert("status".into(), "placed".into());
         body.insert("total_cents".into(), decision.total_cents.into());
         body.insert("currency".into(), decision.currency.clone().into());
-        append_accepted(ctx, request, 201, body, idempotency).await
+        if let Some(idempotency) = idempotency {
+            request = request.idempotent(idempotency.record(201, &body));
+        }
+        match ctx.store.append(request).await {
+            Ok(appended) => {
+                remember::<CartDecider>(ctx, &cart_stream(buyer_id), cart, &decision.cart, &appended);
+                let mut products = products;
+                for (product_id, events) in &decision.stock {
+                    if let Some(product) = products.remove(product_id) {
+                        remember::<ProductDecider>(ctx, &product_stream(*product_id), product, events, &appended);
+                    }
+                }
+                Ok(Accepted { status: 201, body, position: appended.position() })
+            }
+            Err(error) => {
+                ctx.aggregates.forget(&cart_stream(buyer_id));
+                for product_id in products.keys() {
+                    ctx.aggregates.forget(&product_stream(*product_id));
+                }
+                Err(error.into())
+            }
+        }
     })?;
     metrics::counter!("agora_checkouts_total").increment(1);
     Ok(accepted)
 }
 
-/// Checkout decided on the current cart and products; with the versions it saw.
+/// A checkout decision and the states it was decided on.
+struct Snapshot {
+    decision: CheckoutDecision,
+    cart: Loaded<super::decider::Cart>,
+    products: HashMap<Uuid, Loaded<Product>>,
+}
+
+/// Checkout decided on the cart and its products. Unless `current`, on their cached states
+/// when all are cached and they allow the checkout (the append's expected versions catch a
+/// stale one); a refusal is only ever given on the current states.
 async fn decide_snapshot(
     ctx: &Context,
     order_id: Uuid,
     buyer_id: Uuid,
     shipping_address: events::privacy::Sealed,
     order: &CheckoutOrder,
-) -> Result<(CheckoutDecision, ExpectedVersion, HashMap<Uuid, ExpectedVersion>)> {
-    let cart = load::<CartDecider>(&*ctx.store, &cart_stream(buyer_id)).await?;
+    current: bool,
+) -> Result<Snapshot> {
+    let decide = |cart: &Loaded<super::decider::Cart>, products: &HashMap<Uuid, Loaded<Product>>| {
+        let states: HashMap<Uuid, Product> = products.iter().map(|(id, p)| (*id, p.state.clone())).collect();
+        decide_checkout(&CheckoutInput {
+            order_id,
+            buyer_id,
+            cart: &cart.state,
+            products: &states,
+            shipping_address: shipping_address.clone(),
+            payment_token: order.payment_token.as_str().to_owned(),
+        })
+    };
+    if !current && let Some(cart) = ctx.aggregates.get::<super::decider::Cart>(&cart_stream(buyer_id)) {
+        let products: Option<HashMap<Uuid, Loaded<Product>>> = cart
+            .state
+            .items
+            .keys()
+            .map(|id| ctx.aggregates.get::<Product>(&product_stream(*id)).map(|p| (*id, p)))
+            .collect();
+        if let Some(products) = products
+            && let Ok(decision) = decide(&cart, &products)
+        {
+            return Ok(Snapshot { decision, cart, products });
+        }
+    }
+    let cart = load_current::<CartDecider>(ctx, &cart_stream(buyer_id)).await?;
     let product_ids: Vec<Uuid> = cart.state.items.keys().copied().collect();
     let streams: Vec<StreamId> = product_ids.iter().map(|id| product_stream(*id)).collect();
     let recorded = ctx.store.read_streams(&streams).await?;
     let mut products = HashMap::with_capacity(product_ids.len());
-    let mut versions = HashMap::with_capacity(product_ids.len());
-    for (id, events) in product_ids.iter().zip(&recorded) {
+    for ((id, stream), events) in product_ids.iter().zip(&streams).zip(&recorded) {
         let loaded = fold_recorded::<ProductDecider>(events)?;
-        versions.insert(*id, loaded.expected());
-        products.insert(*id, loaded.state);
+        ctx.aggregates.put(stream, loaded.clone());
+        products.insert(*id, loaded);
     }
-    let decision = decide_checkout(&CheckoutInput {
-        order_id,
-        buyer_id,
-        cart: &cart.state,
-        products: &products,
-        shipping_address,
-        payment_token: order.payment_token.as_str().to_owned(),
-    })
-    .map_err(refused)?;
-    Ok((decision, cart.expected(), versions))
+    let decision = decide(&cart, &products).map_err(refused)?;
+    Ok(Snapshot { decision, cart, products })
 }
 
 /// Cancel an order (its buyer before it ships, or an admin): its stock goes back on the

@@ -101,7 +101,13 @@ async fn checkout(
     let meta = Meta::new(Some(caller), request_id);
     let scope = idempotency::scope(key.0, Some(&caller), "POST /api/v1/checkout", &input.digest);
     let order = CheckoutOrder { shipping_address, payment_token };
-    crate::idempotent!(&state, scope, |idem| handlers::checkout(&state.ctx, caller, order, &meta, idem).await)
+    if state.ctx.store.capabilities().atomic_multi_stream {
+        // The checkout is one atomic append that stores the key with the order.
+        crate::run_then_look_up!(&state, scope, |idem| handlers::checkout(&state.ctx, caller, order, &meta, idem).await)
+    } else {
+        // The reserve path holds stock before its final append: a replay must not get there.
+        crate::idempotent!(&state, scope, |idem| handlers::checkout(&state.ctx, caller, order, &meta, idem).await)
+    }
 }
 
 /// Cancel an order: its buyer before it ships, or an admin. Stock is released; a paid order is

@@ -8,4 +8,5 @@ mod privacy;
 mod processes;
 mod reserve;
 mod support;
+mod two_processes;
 mod webhooks;

@@ -26,7 +26,7 @@ pub struct TestApp {
     pub store: PgEventStore,
     pub ctx: Arc<Context>,
     pub gateway: Arc<SandboxGateway>,
-    pub db: TestDatabase,
+    pub db: Arc<TestDatabase>,
     reactors: Vec<Arc<dyn Reactor>>,
     processed: tokio::sync::Mutex<(LogPosition, i64)>,
 }
@@ -87,6 +87,16 @@ impl TestApp {
     pub async fn spawn_configured(options: PgStoreOptions, configure: impl FnOnce(&mut Context)) -> TestApp {
         let db = TestDatabase::create_with_pool_size(12).await;
         events::postgres::migrate(db.pool()).await.expect("migrate");
+        Self::start(Arc::new(db), options, configure).await
+    }
+
+    /// A second command process over the same database: its own store handle and its own
+    /// cache of aggregate states, the same token keys (so the same tokens work on both).
+    pub async fn beside(&self) -> TestApp {
+        Self::start(self.db.clone(), PgStoreOptions::default(), |ctx| ctx.attempts = 30).await
+    }
+
+    async fn start(db: Arc<TestDatabase>, options: PgStoreOptions, configure: impl FnOnce(&mut Context)) -> TestApp {
         let store = PgEventStore::new(db.pool().clone(), options);
         let gateway = Arc::new(SandboxGateway::new());
         let tokens = TokenKeys::new(b"test secret, thirty-two bytes or more", chrono::Duration::hours(1));

@@ -124,6 +124,51 @@ async fn group_commit_shares_transactions_but_not_expectations() {
     );
 }
 
+/// Concurrent stream reads are answered together (group reads): each read still gets exactly
+/// its own stream's events from its own version, whatever else was read with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grouped_reads_answer_each_read_with_its_own_events() {
+    let h = pg_harness().await;
+    let store: Arc<dyn EventStore> = Arc::new(h.store.clone());
+    let mut expected = Vec::new();
+    for n in 0..30u64 {
+        let stream = StreamId::new("test", format!("read{n}"));
+        let events: Vec<_> = (0..=n % 5).map(|_| contract::event("e")).collect();
+        let ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
+        store
+            .append(AppendRequest::new().stream(stream.clone(), ExpectedVersion::NoStream, events))
+            .await
+            .expect("append");
+        expected.push((stream, ids));
+    }
+    for _round in 0..5 {
+        let mut tasks = Vec::new();
+        for (stream, ids) in &expected {
+            // The same stream twice in flight: from the start, and from version 2.
+            for from in [1u64, 2] {
+                let (store, stream, ids) = (store.clone(), stream.clone(), ids.clone());
+                tasks.push(tokio::spawn(async move {
+                    let read = store.read_stream(&stream, from).await.expect("read");
+                    let got: Vec<_> =
+                        read.iter().map(|e| (e.stream_id.clone(), e.stream_version, e.event_id)).collect();
+                    let want: Vec<_> = ids
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| (stream.clone(), i as u64 + 1, *id))
+                        .filter(|(_, version, _)| *version >= from)
+                        .collect();
+                    assert_eq!(got, want, "{stream} from version {from}");
+                }));
+            }
+        }
+        for task in tasks {
+            task.await.expect("read task");
+        }
+    }
+    let missing = store.read_stream(&StreamId::new("test", "never"), 1).await.expect("read");
+    assert!(missing.is_empty());
+}
+
 async fn insert_raw(pool: &PgPool, stream: &str, version: i64, event_type: &str, schema_version: i32, data: &str) {
     sqlx::query(
         "insert into event_store.event (event_id, stream_id, stream_version, event_type, schema_version, data) \

@@ -8,6 +8,8 @@
 //! typed word costs, instead of a per-segment bitset of every matching document.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use tantivy::query::FuzzyTermQuery;
 use tantivy::tokenizer::TokenStream;
@@ -27,6 +29,53 @@ pub(crate) struct Expansion {
     pub typo: bool,
 }
 
+/// Expansions already worked out, valid for one set of segments: a word's expansions
+/// depend only on the term dictionaries, which a segment never changes (deletions leave
+/// them as they are), so they are kept until the searched segments change. Popular words
+/// and prefixes are then expanded once, not on every keystroke of every shopper.
+#[derive(Default)]
+pub(crate) struct ExpansionCache {
+    inner: Mutex<CachedExpansions>,
+}
+
+#[derive(Default)]
+struct CachedExpansions {
+    /// Which segments the entries were computed on.
+    segments: u64,
+    entries: HashMap<(String, bool, u8), Arc<Vec<Expansion>>>,
+}
+
+impl ExpansionCache {
+    /// Entries kept at most; then the cache starts over.
+    const MAX_ENTRIES: usize = 20_000;
+
+    fn get(&self, segments: u64, key: &(String, bool, u8)) -> Option<Arc<Vec<Expansion>>> {
+        let inner = self.inner.lock().ok()?;
+        if inner.segments != segments {
+            return None;
+        }
+        inner.entries.get(key).cloned()
+    }
+
+    fn put(&self, segments: u64, key: (String, bool, u8), expansions: Arc<Vec<Expansion>>) {
+        let Ok(mut inner) = self.inner.lock() else { return };
+        if inner.segments != segments || inner.entries.len() >= Self::MAX_ENTRIES {
+            inner.entries.clear();
+            inner.segments = segments;
+        }
+        inner.entries.insert(key, expansions);
+    }
+}
+
+/// Identifies the segments a searcher searches.
+fn segments_key(searcher: &Searcher) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for segment in searcher.segment_readers() {
+        segment.segment_id().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
 /// For every word: the stems it expands to (not including its own stem). Prefixes always
 /// expand; with `typos`, words long enough expand within their edit distance too.
 pub(crate) fn expand(
@@ -34,15 +83,32 @@ pub(crate) fn expand(
     fields: &Fields,
     words: &[Word],
     typos: bool,
-) -> tantivy::Result<Vec<Vec<Expansion>>> {
-    let mut stemmer = schema::stemmed_analyzer();
+    cache: &ExpansionCache,
+) -> tantivy::Result<Vec<Arc<Vec<Expansion>>>> {
+    let segments = segments_key(searcher);
     let mut all = Vec::with_capacity(words.len());
     for word in words {
         let distance = if typos { word.typo_distance } else { 0 };
         if !word.prefix && distance == 0 {
-            all.push(Vec::new());
+            all.push(Arc::default());
             continue;
         }
+        let key = (word.raw.clone(), word.prefix, distance);
+        if let Some(found) = cache.get(segments, &key) {
+            all.push(found);
+            continue;
+        }
+        let expansions = Arc::new(expand_word(searcher, fields, word, distance)?);
+        cache.put(segments, key, expansions.clone());
+        all.push(expansions);
+    }
+    Ok(all)
+}
+
+/// The stems one word expands to, read from the term dictionaries.
+fn expand_word(searcher: &Searcher, fields: &Fields, word: &Word, distance: u8) -> tantivy::Result<Vec<Expansion>> {
+    let mut stemmer = schema::stemmed_analyzer();
+    {
         // Document frequency per title word, over all segments.
         let mut found: HashMap<Vec<u8>, u64> = HashMap::new();
         let mut add = |key: &[u8], doc_freq: u32| match found.get_mut(key) {
@@ -90,7 +156,6 @@ pub(crate) fn expand(
             let typo = !(word.prefix && text.starts_with(word.raw.as_str())) && text != word.raw;
             expansions.push(Expansion { stem, typo });
         }
-        all.push(expansions);
+        Ok(expansions)
     }
-    Ok(all)
 }

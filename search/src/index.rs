@@ -63,6 +63,8 @@ pub(crate) struct Generation {
     pub fields: Fields,
     /// Decoded facet values of the segments searched lately.
     pub facets: Arc<crate::search::FacetCache>,
+    /// Prefix and typo expansions of words searched lately.
+    pub expansions: crate::expand::ExpansionCache,
     /// The commit the reader currently shows: (tantivy opstamp, payload).
     published: Mutex<(u64, CommitPayload)>,
 }
@@ -93,6 +95,7 @@ impl Generation {
             reader,
             fields,
             facets: Arc::default(),
+            expansions: Default::default(),
             published: Mutex::new((metas.opstamp, payload)),
         })
     }

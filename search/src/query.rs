@@ -204,7 +204,7 @@ pub(crate) enum Scope {
 pub(crate) fn build(
     fields: &Fields,
     words: &[Word],
-    expansions: &[Vec<Expansion>],
+    expansions: &[std::sync::Arc<Vec<Expansion>>],
     mode: MatchMode,
     scope: Scope,
     filter: &ProductFilter,
@@ -213,11 +213,10 @@ pub(crate) fn build(
         Box::new(AllQuery)
     } else {
         let occur = if mode == MatchMode::AnyWord { Occur::Should } else { Occur::Must };
-        let none = Vec::new();
         let clauses = words
             .iter()
             .enumerate()
-            .map(|(i, w)| (occur, word_query(fields, w, expansions.get(i).unwrap_or(&none), scope)))
+            .map(|(i, w)| (occur, word_query(fields, w, expansions.get(i).map_or(&[][..], |e| e.as_slice()), scope)))
             .collect();
         Box::new(BooleanQuery::new(clauses))
     };

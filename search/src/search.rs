@@ -133,12 +133,12 @@ pub(crate) fn execute(generation: &Generation, request: &ProductQuery) -> Result
 
     // Prefix expansions always, typo expansions only when the chain gets there; each at
     // most once per query.
-    let mut expansions: [Option<Vec<Vec<Expansion>>>; 2] = [None, None];
+    let mut expansions: [Option<Vec<Arc<Vec<Expansion>>>>; 2] = [None, None];
     let mut run = |mode: MatchMode, scope: Scope| -> Result<PageFruit> {
         let typos = mode != MatchMode::AllWords;
         let slot = &mut expansions[usize::from(typos)];
         if slot.is_none() {
-            *slot = Some(expand::expand(&searcher, fields, &words, typos)?);
+            *slot = Some(expand::expand(&searcher, fields, &words, typos, &generation.expansions)?);
         }
         let expanded = slot.as_deref().unwrap_or_default();
         let query = query::build(fields, &words, expanded, mode, scope, &request.filter);
@@ -393,9 +393,14 @@ impl FacetCache {
     }
 }
 
+/// Facet counts of one segment, by category and brand index and price bucket: small
+/// arrays, counted into directly (a count per distinct facet key was a large zeroed
+/// allocation per segment and query).
 struct FacetColumns {
     segment: Arc<SegmentFacets>,
-    counts: Vec<u64>,
+    by_category: Vec<u64>,
+    by_brand: Vec<u64>,
+    prices: [u64; PRICE_BUCKETS_CENTS.len()],
 }
 
 struct PageSegment {
@@ -433,7 +438,12 @@ impl Collector for PageCollector {
         let facets = match &self.facets {
             Some(cache) => {
                 let segment = cache.get(reader)?;
-                Some(FacetColumns { counts: vec![0; segment.entries.len()], segment })
+                Some(FacetColumns {
+                    by_category: vec![0; segment.categories.len()],
+                    by_brand: vec![0; segment.brands.len()],
+                    prices: [0; PRICE_BUCKETS_CENTS.len()],
+                    segment,
+                })
             }
             None => None,
         };
@@ -487,9 +497,12 @@ impl SegmentCollector for PageSegment {
     fn collect(&mut self, doc: DocId, score: Score) {
         self.total += 1;
         if let Some(f) = &mut self.facets
-            && let Some(count) = f.counts.get_mut(f.segment.ords.get_val(doc) as usize)
+            && let Some(&(bucket, category, brand)) = f.segment.entries.get(f.segment.ords.get_val(doc) as usize)
+            && bucket < PRICE_BUCKETS_CENTS.len()
         {
-            *count += 1;
+            f.by_category[category] += 1;
+            f.by_brand[brand] += 1;
+            f.prices[bucket] += 1;
         }
         let key = match &self.key {
             KeySource::Score => u64::MAX - order_u64_of_score(score),
@@ -529,22 +542,11 @@ impl SegmentCollector for PageSegment {
         let mut prices = [0; PRICE_BUCKETS_CENTS.len()];
         if let Some(f) = self.facets {
             let segment = &f.segment;
-            let mut by_category = vec![0u64; segment.categories.len()];
-            let mut by_brand = vec![0u64; segment.brands.len()];
-            for (&count, &(bucket, category, brand)) in f.counts.iter().zip(&segment.entries) {
-                if count == 0 || bucket == usize::MAX {
-                    continue;
-                }
-                by_category[category] += count;
-                by_brand[brand] += count;
-                if let Some(sum) = prices.get_mut(bucket) {
-                    *sum += count;
-                }
-            }
-            for (name, &count) in segment.categories.iter().zip(&by_category).filter(|(_, c)| **c > 0) {
+            prices = f.prices;
+            for (name, &count) in segment.categories.iter().zip(&f.by_category).filter(|(_, c)| **c > 0) {
                 add(&mut categories, name, count);
             }
-            for (name, &count) in segment.brands.iter().zip(&by_brand).filter(|(_, c)| **c > 0) {
+            for (name, &count) in segment.brands.iter().zip(&f.by_brand).filter(|(_, c)| **c > 0) {
                 add(&mut brands, name, count);
             }
         }

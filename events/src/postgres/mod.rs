@@ -10,6 +10,7 @@
 mod connections;
 mod errors;
 mod group_commit;
+mod group_read;
 mod sql;
 mod wakeup;
 
@@ -63,6 +64,9 @@ pub struct PgStoreOptions {
     pub group_commit_writers: usize,
     /// Most appends in one group-committed transaction.
     pub group_commit_max: usize,
+    /// Reader tasks that answer concurrent stream reads with one statement (see
+    /// `group_read`); 0 reads each on its own.
+    pub group_read_readers: usize,
 }
 
 impl Default for PgStoreOptions {
@@ -73,6 +77,7 @@ impl Default for PgStoreOptions {
             any_version_retries: 10,
             group_commit_writers: 4,
             group_commit_max: 64,
+            group_read_readers: 2,
         }
     }
 }
@@ -105,6 +110,10 @@ pub struct PgEventStore {
     group: Option<tokio::sync::mpsc::Sender<group_commit::Pending>>,
     /// Appends under way in this process: alone, an append skips the group-commit queue.
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// Queue of the group readers; `None` in the readers' own handle.
+    reads: Option<tokio::sync::mpsc::Sender<group_read::PendingRead>>,
+    /// Stream reads under way in this process: alone, a read skips the queue.
+    reads_in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Counts an append as under way while it lives.
@@ -129,17 +138,31 @@ impl PgEventStore {
     /// call inside a tokio runtime.
     pub fn new(pool: PgPool, options: PgStoreOptions) -> Self {
         let wakeup = Wakeup::new(pool.clone());
-        let connections = ConnectionPool::new(
-            (*pool.connect_options()).clone(),
-            pool.options().get_max_connections(),
-            pool.options().get_acquire_timeout(),
-        );
+        // Generic plans for the store's statements: each is a lookup by key, whatever the
+        // values. With array parameters PostgreSQL otherwise keeps planning every execution
+        // anew (a custom plan looks cheaper than the generic one), which cost more than the
+        // execution itself.
+        let connect = (*pool.connect_options()).clone().options([("plan_cache_mode", "force_generic_plan")]);
+        let connections =
+            ConnectionPool::new(connect, pool.options().get_max_connections(), pool.options().get_acquire_timeout());
         let writers = options.group_commit_writers;
         let max_batch = options.group_commit_max;
-        let mut store =
-            Self { pool, connections, options: Arc::new(options), wakeup, group: None, in_flight: Arc::default() };
+        let readers = options.group_read_readers;
+        let mut store = Self {
+            pool,
+            connections,
+            options: Arc::new(options),
+            wakeup,
+            group: None,
+            in_flight: Arc::default(),
+            reads: None,
+            reads_in_flight: Arc::default(),
+        };
         if writers > 0 {
             store.group = Some(group_commit::start(store.clone(), writers, max_batch));
+        }
+        if readers > 0 {
+            store.reads = Some(group_read::start(store.clone(), readers, max_batch));
         }
         store
     }
@@ -159,6 +182,11 @@ impl PgEventStore {
             Err(_) => drop(lease),
         }
         result
+    }
+
+    /// One stream read as its own statement.
+    async fn read_stream_direct(&self, stream: &StreamId, from_version: u64) -> Result<Vec<RecordedEvent>> {
+        self.run(async |c| sql::read_stream(c, stream, from_version).await).await.map_err(errors::store_error)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -431,7 +459,16 @@ impl EventStore for PgEventStore {
     }
 
     async fn read_stream(&self, stream: &StreamId, from_version: u64) -> Result<Vec<RecordedEvent>> {
-        self.run(async |c| sql::read_stream(c, stream, from_version).await).await.map_err(errors::store_error)
+        let (_in_flight, concurrent) = InFlight::enter(&self.reads_in_flight);
+        if let Some(reads) = &self.reads
+            && concurrent
+        {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let read = group_read::PendingRead { stream: stream.clone(), from_version, reply };
+            reads.send(read).await.map_err(|_| group_commit::closed())?;
+            return answer.await.map_err(|_| group_commit::closed())?;
+        }
+        self.read_stream_direct(stream, from_version).await
     }
 
     async fn read_streams(&self, streams: &[StreamId]) -> Result<Vec<Vec<RecordedEvent>>> {

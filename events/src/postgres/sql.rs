@@ -267,6 +267,36 @@ pub async fn read_stream<'c>(
         .await
 }
 
+/// Several reads at once: for read `i`, the events of `streams[i]` from version `from[i]`.
+/// Each row comes with its read's index (1-based), in read then version order.
+pub async fn read_streams_from<'c>(
+    executor: impl PgExecutor<'c>,
+    streams: &[&str],
+    from: &[i64],
+) -> sqlx::Result<Vec<(usize, RecordedEvent)>> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let columns = EVENT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ");
+        format!(
+            // Lateral and `offset 0` (which keeps the planner from flattening it into a join):
+            // one index range scan per read, whatever plan the statement keeps. A plain join's
+            // generic plan is a hash join over the whole log.
+            "select {columns}, s.i from unnest($1::text[], $2::bigint[]) with ordinality as s(stream_id, from_version, i) \
+              cross join lateral (select * from event_store.event x \
+                                   where x.stream_id = s.stream_id and x.stream_version >= s.from_version offset 0) e \
+              order by s.i, e.stream_version"
+        )
+    });
+    sqlx::query(SQL.as_str())
+        .bind(streams)
+        .bind(from)
+        .try_map(|row: PgRow| {
+            let read: i64 = row.try_get(12)?;
+            Ok((usize::try_from(read).unwrap_or(0), recorded_event(row)?))
+        })
+        .fetch_all(executor)
+        .await
+}
+
 /// Every event of several streams, ordered by stream then version.
 pub async fn read_streams<'c>(executor: impl PgExecutor<'c>, streams: &[&str]) -> sqlx::Result<Vec<RecordedEvent>> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {

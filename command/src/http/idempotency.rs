@@ -57,13 +57,18 @@ pub async fn finish(
 ) -> Result<Response, ApiError> {
     match (result, idempotency) {
         (Ok(accepted), _) => Ok(respond(accepted, false)),
-        (Err(CommandError::IdempotencyKeyTaken), Some(idempotency)) => {
-            match state.ctx.store.idempotent_response(&idempotency.key).await.map_err(CommandError::from)? {
-                Some(stored) => replay(stored, idempotency),
-                None => Err(CommandError::IdempotencyKeyTaken.into()),
-            }
+        (Err(error @ CommandError::IdempotencyKeyTaken), Some(idempotency)) => {
+            stored_or(state, idempotency, error).await
         }
         (Err(error), _) => Err(error.into()),
+    }
+}
+
+/// The response stored under the key, if there is one; otherwise `error`.
+async fn stored_or(state: &AppState, idempotency: &Idempotency, error: CommandError) -> Result<Response, ApiError> {
+    match state.ctx.store.idempotent_response(&idempotency.key).await.map_err(CommandError::from)? {
+        Some(stored) => replay(stored, idempotency),
+        None => Err(error.into()),
     }
 }
 
@@ -82,10 +87,7 @@ pub async fn finish_unchecked(
         (
             Err(error @ (CommandError::Refused(_) | CommandError::Conflict | CommandError::IdempotencyKeyTaken)),
             Some(key),
-        ) => match state.ctx.store.idempotent_response(&key.key).await.map_err(CommandError::from)? {
-            Some(stored) => replay(stored, key),
-            None => Err(error.into()),
-        },
+        ) => stored_or(state, key, error).await,
         (Err(error), _) => Err(error.into()),
     }
 }

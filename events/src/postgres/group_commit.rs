@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::PgEventStore;
@@ -41,35 +41,18 @@ pub fn eligible(request: &AppendRequest) -> bool {
 
 /// Start `writers` writer tasks over `direct` (a store handle that appends directly).
 pub fn start(direct: PgEventStore, writers: usize, max_batch: usize) -> mpsc::Sender<Pending> {
-    let (sender, receiver) = mpsc::channel::<Pending>(4096);
-    let receiver = std::sync::Arc::new(Mutex::new(receiver));
-    for _ in 0..writers.max(1) {
-        let (direct, receiver) = (direct.clone(), receiver.clone());
-        tokio::spawn(async move {
-            loop {
-                let mut batch = {
-                    let mut receiver = receiver.lock().await;
-                    let Some(first) = receiver.recv().await else { return };
-                    let mut batch = vec![first];
-                    while batch.len() < max_batch {
-                        match receiver.try_recv() {
-                            Ok(next) => batch.push(next),
-                            Err(_) => break,
-                        }
-                    }
-                    batch
-                };
-                metrics::histogram!("agora_append_batch_size").record(batch.len() as f64);
-                if batch.len() == 1 {
-                    let Some(Pending { request, reply }) = batch.pop() else { continue };
-                    let _ = reply.send(direct.append(request).await);
-                } else {
-                    store_batch(&direct, batch).await;
-                }
+    super::batching::start(writers, max_batch, move |mut batch: Vec<Pending>| {
+        let direct = direct.clone();
+        async move {
+            metrics::histogram!("agora_append_batch_size").record(batch.len() as f64);
+            if batch.len() == 1 {
+                let Some(Pending { request, reply }) = batch.pop() else { return };
+                let _ = reply.send(direct.append(request).await);
+            } else {
+                store_batch(&direct, batch).await;
             }
-        });
-    }
-    sender
+        }
+    })
 }
 
 /// An append of the batch, with the versions its events get.

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{PgEventStore, sql};
 use crate::envelope::{RecordedEvent, StreamId};
@@ -23,30 +23,13 @@ pub struct PendingRead {
 
 /// Start `readers` reader tasks over `direct` (a store handle that reads directly).
 pub fn start(direct: PgEventStore, readers: usize, max_batch: usize) -> mpsc::Sender<PendingRead> {
-    let (sender, receiver) = mpsc::channel::<PendingRead>(4096);
-    let receiver = std::sync::Arc::new(Mutex::new(receiver));
-    for _ in 0..readers.max(1) {
-        let (direct, receiver) = (direct.clone(), receiver.clone());
-        tokio::spawn(async move {
-            loop {
-                let batch = {
-                    let mut receiver = receiver.lock().await;
-                    let Some(first) = receiver.recv().await else { return };
-                    let mut batch = vec![first];
-                    while batch.len() < max_batch {
-                        match receiver.try_recv() {
-                            Ok(next) => batch.push(next),
-                            Err(_) => break,
-                        }
-                    }
-                    batch
-                };
-                metrics::histogram!("agora_read_batch_size").record(batch.len() as f64);
-                read_batch(&direct, batch).await;
-            }
-        });
-    }
-    sender
+    super::batching::start(readers, max_batch, move |batch: Vec<PendingRead>| {
+        let direct = direct.clone();
+        async move {
+            metrics::histogram!("agora_read_batch_size").record(batch.len() as f64);
+            read_batch(&direct, batch).await;
+        }
+    })
 }
 
 async fn read_batch(direct: &PgEventStore, batch: Vec<PendingRead>) {

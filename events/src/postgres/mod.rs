@@ -7,6 +7,7 @@
 //! - The global log is read in `(transaction_id, position)` order, only up to the oldest
 //!   running transaction, so an event that commits late is never skipped (invariant 4).
 
+mod batching;
 mod connections;
 mod errors;
 mod group_commit;

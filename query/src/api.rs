@@ -12,7 +12,7 @@ use search::ProductIndex;
 use crate::consistency::{Checkpoints, Consistency, parse_token};
 use crate::error::Code;
 use crate::read_models::ReadModels;
-use crate::schema::{AgoraSchema, Limits, RequestContext, Shared};
+use crate::schema::{AgoraSchema, Guard, Limits, RequestContext, Shared};
 use crate::updates::OrderUpdates;
 use crate::viewer::Viewer;
 
@@ -33,7 +33,11 @@ impl Default for QueryOptions {
 /// The GraphQL API of a query process. Cheap to clone.
 #[derive(Clone)]
 pub struct QueryApi {
+    /// With the guard as an extension: subscriptions.
     schema: AgoraSchema,
+    /// Without extensions: queries, run under `guard`.
+    queries: AgoraSchema,
+    guard: Guard,
     shared: Arc<Shared>,
     tokens: TokenKeys,
     options: Arc<QueryOptions>,
@@ -56,10 +60,13 @@ impl QueryApi {
             index,
             updates: OrderUpdates::new(store),
         });
-        let schema = crate::schema::build(shared.clone(), &options.limits);
-        Self { schema, shared, tokens, options: Arc::new(options) }
+        let schema = crate::schema::build(shared.clone(), &options.limits, true);
+        let queries = crate::schema::build(shared.clone(), &options.limits, false);
+        let guard = Guard::new(&options.limits);
+        Self { schema, queries, guard, shared, tokens, options: Arc::new(options) }
     }
 
+    /// The schema of subscriptions (the guard runs as its extension).
     pub fn schema(&self) -> &AgoraSchema {
         &self.schema
     }
@@ -111,7 +118,7 @@ impl QueryApi {
             }
         };
         let context = self.request_context(self.viewer(authorization), token);
-        self.schema.execute(request.data(context)).await
+        self.guard.run(&self.queries, request.data(context)).await
     }
 
     /// The data of a WebSocket connection, from the `Authorization` header of the upgrade

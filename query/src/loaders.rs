@@ -88,6 +88,7 @@ impl Loader<VendorKey> for Loaders {
     async fn load(&self, keys: &[VendorKey]) -> Result<HashMap<VendorKey, VendorRow>, LoadError> {
         self.ready(Source::Accounts).await?;
         let rows = accounts::vendors(self.read.pool(), &ids(keys, |k| k.0)).await.map_err(db)?;
+        self.read.recent_vendors().put(&rows);
         Ok(rows.into_iter().map(|r| (VendorKey(r.vendor_id), r)).collect())
     }
 }

@@ -13,6 +13,7 @@ pub mod reviews;
 pub mod webhooks;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -22,11 +23,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 #[derive(Clone, Debug)]
 pub struct ReadModels {
     pool: PgPool,
+    recent_vendors: Arc<accounts::RecentVendors>,
 }
 
 impl ReadModels {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, recent_vendors: Arc::default() }
     }
 
     /// A pool of `max_connections` read-only sessions to `url`, with a statement timeout so
@@ -42,11 +44,16 @@ impl ReadModels {
             // connection fails its statement instead, which the client sees as INTERNAL.
             .test_before_acquire(false)
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self::new(pool))
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Vendor rows read within the last second (see [`accounts::RecentVendors`]).
+    pub fn recent_vendors(&self) -> &accounts::RecentVendors {
+        &self.recent_vendors
     }
 }
 

@@ -391,8 +391,15 @@ impl Product {
         Rating { average: self.rating_average, count: self.rating_count }
     }
 
+    /// May be up to a second older than the read model without a `Consistency-Token`.
     async fn vendor(&self, ctx: &Context<'_>) -> async_graphql::Result<Vendor> {
-        let row = request(ctx)?.loader.load_one(VendorKey(self.vendor_id)).await?;
+        let request = request(ctx)?;
+        if request.consistency.token().is_none()
+            && let Some(row) = shared(ctx)?.read.recent_vendors().get(self.vendor_id)
+        {
+            return Ok(Vendor::from(row));
+        }
+        let row = request.loader.load_one(VendorKey(self.vendor_id)).await?;
         Ok(row.map_or_else(|| Vendor::unknown(self.vendor_id), Vendor::from))
     }
 

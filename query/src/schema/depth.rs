@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet};
 use async_graphql::{Name, Positioned};
 
-/// The deepest data selection of any operation of `document`.
-pub fn data_depth(document: &ExecutableDocument) -> usize {
+/// The deepest data selection of any operation of `document`, counted up to `cap` (a
+/// deeper document answers `cap`: the walk never recurses deeper than that).
+pub fn data_depth(document: &ExecutableDocument, cap: usize) -> usize {
     let mut walker = Walker { fragments: &document.fragments, memo: HashMap::new() };
-    document.operations.iter().map(|(_, op)| walker.depth(&op.node.selection_set.node)).max().unwrap_or(0)
+    document.operations.iter().map(|(_, op)| walker.depth(&op.node.selection_set.node, cap)).max().unwrap_or(0)
 }
 
 struct Walker<'a> {
@@ -21,22 +22,27 @@ struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
-    fn depth(&mut self, set: &'a SelectionSet) -> usize {
+    /// Depth of `set`, at most `room`. A fragment memoised while cut short is too shallow
+    /// elsewhere, but then the whole document already reached the cap.
+    fn depth(&mut self, set: &'a SelectionSet, room: usize) -> usize {
+        if room == 0 {
+            return 0;
+        }
         set.items
             .iter()
             .map(|item| match &item.node {
                 Selection::Field(field) => {
                     let name = field.node.name.node.as_str();
-                    if name.starts_with("__") { 0 } else { 1 + self.depth(&field.node.selection_set.node) }
+                    if name.starts_with("__") { 0 } else { 1 + self.depth(&field.node.selection_set.node, room - 1) }
                 }
-                Selection::InlineFragment(fragment) => self.depth(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(spread) => self.fragment(spread.node.fragment_name.node.as_str()),
+                Selection::InlineFragment(fragment) => self.depth(&fragment.node.selection_set.node, room),
+                Selection::FragmentSpread(spread) => self.fragment(spread.node.fragment_name.node.as_str(), room),
             })
             .max()
             .unwrap_or(0)
     }
 
-    fn fragment(&mut self, name: &'a str) -> usize {
+    fn fragment(&mut self, name: &'a str, room: usize) -> usize {
         match self.memo.get(name) {
             Some(Some(depth)) => return *depth,
             Some(None) => return 0,
@@ -44,7 +50,7 @@ impl<'a> Walker<'a> {
         }
         let Some(definition) = self.fragments.get(name) else { return 0 };
         self.memo.insert(name, None);
-        let depth = self.depth(&definition.node.selection_set.node);
+        let depth = self.depth(&definition.node.selection_set.node, room);
         self.memo.insert(name, Some(depth));
         depth
     }
@@ -55,7 +61,7 @@ mod tests {
     use super::*;
 
     fn depth(query: &str) -> usize {
-        data_depth(&async_graphql::parser::parse_query(query).expect("parses"))
+        data_depth(&async_graphql::parser::parse_query(query).expect("parses"), 64)
     }
 
     #[test]
@@ -67,5 +73,9 @@ mod tests {
         assert_eq!(depth("{ __schema { types { fields { type { ofType { ofType { name } } } } } } a }"), 1);
         assert_eq!(depth("{ a { __typename } }"), 1);
         assert_eq!(depth("{ ...A } fragment A on Q { ...B } fragment B on Q { ...A }"), 0);
+        let deep = format!("{}{}", "{ a ".repeat(20), "}".repeat(20));
+        let parsed = async_graphql::parser::parse_query(&deep).expect("parses");
+        assert_eq!(data_depth(&parsed, 64), 20);
+        assert_eq!(data_depth(&parsed, 5), 5, "the walk stops at the cap");
     }
 }

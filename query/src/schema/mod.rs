@@ -100,38 +100,112 @@ pub(crate) fn shared<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Shared>, Error> {
 }
 
 /// Build the schema over `shared` with `limits`. Introspection stays on (GraphiQL).
-pub fn build(shared: Arc<Shared>, limits: &Limits) -> AgoraSchema {
-    Schema::build(QueryRoot::default(), EmptyMutation, SubscriptionRoot::default())
+///
+/// `guarded` adds the guard as an extension: the schema of subscriptions (WebSocket) needs
+/// it. Queries and the HTTP endpoint run on a schema without extensions, through
+/// [`Guard::run`]: with any extension registered, async-graphql sends every field of the
+/// answer through the extension chain, about a fifth of a search page's CPU time.
+pub fn build(shared: Arc<Shared>, limits: &Limits, guarded: bool) -> AgoraSchema {
+    let builder = Schema::build(QueryRoot::default(), EmptyMutation, SubscriptionRoot::default())
         .data(shared)
         // The data depth limit is the guard's (introspection excluded); this is a backstop.
         .limit_depth(limits.max_depth.max(32))
         .limit_complexity(limits.max_complexity)
         // Parser and validator recursion: deeply nested hostile documents fail fast.
-        .limit_recursive_depth(64)
-        .limit_directives(16)
-        .extension(Guard { timeout: limits.timeout, max_depth: limits.max_depth, documents: Arc::default() })
-        .finish()
+        .limit_recursive_depth(RECURSIVE_DEPTH)
+        .limit_directives(16);
+    if guarded { builder.extension(Guard::new(limits)).finish() } else { builder.finish() }
 }
 
-/// The schema's guard: the data depth limit, the query timeout, an `extensions.code` on
-/// every error, metrics.
-struct Guard {
+/// Selection nesting the parser and validator accept at all.
+const RECURSIVE_DEPTH: usize = 64;
+
+/// What every operation runs under: the data depth limit, the query timeout, an
+/// `extensions.code` on every error, metrics; and a cache of parsed documents.
+#[derive(Clone)]
+pub struct Guard {
     timeout: Duration,
     max_depth: usize,
     documents: Arc<Documents>,
+}
+
+impl Guard {
+    pub fn new(limits: &Limits) -> Self {
+        Self { timeout: limits.timeout, max_depth: limits.max_depth, documents: Arc::default() }
+    }
+
+    /// Run `request` on `schema` (built without the guard extension) under the guard.
+    pub async fn run(&self, schema: &AgoraSchema, mut request: async_graphql::Request) -> Response {
+        let parsed =
+            self.document(&request.query, |query| async_graphql::parser::parse_query(query).map_err(Into::into));
+        match parsed {
+            Ok(document) => request.set_parsed_query(document),
+            Err(error) => return self.finish(Instant::now(), Response::from_errors(vec![error])),
+        }
+        self.limited(schema.execute(request)).await
+    }
+
+    /// `operation` within the timeout, with codes and metrics.
+    async fn limited(&self, operation: impl std::future::Future<Output = Response>) -> Response {
+        let started = Instant::now();
+        let response = match tokio::time::timeout(self.timeout, operation).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::warn!(timeout_ms = self.timeout.as_millis() as u64, "graphql operation timed out");
+                Response::from_errors(vec![graphql_error(
+                    Code::Timeout,
+                    format!("the operation took longer than {} ms and was stopped", self.timeout.as_millis()),
+                )])
+            }
+        };
+        self.finish(started, response)
+    }
+
+    fn finish(&self, started: Instant, response: Response) -> Response {
+        let response = with_codes(response);
+        let outcome = if response.errors.is_empty() {
+            "ok"
+        } else if response.data == async_graphql::Value::Null {
+            "refused"
+        } else {
+            "partial"
+        };
+        metrics::counter!("agora_graphql_requests_total", "outcome" => outcome).increment(1);
+        metrics::histogram!("agora_graphql_request_duration_seconds").record(started.elapsed().as_secs_f64());
+        response
+    }
+
+    /// The parsed document of `query`: cached, or parsed by `parse` and checked for depth.
+    /// Only documents that passed the depth check are cached.
+    fn document(
+        &self,
+        query: &str,
+        parse: impl FnOnce(&str) -> ServerResult<ExecutableDocument>,
+    ) -> ServerResult<ExecutableDocument> {
+        if let Some(document) = self.documents.get(query) {
+            return Ok(document);
+        }
+        let document = parse(query)?;
+        let depth = depth::data_depth(&document, RECURSIVE_DEPTH);
+        if depth > self.max_depth {
+            return Err(graphql_error(
+                Code::BadUserInput,
+                format!("the query nests {depth} levels deep; at most {} are allowed", self.max_depth),
+            ));
+        }
+        self.documents.put(query, &document);
+        Ok(document)
+    }
 }
 
 impl ExtensionFactory for Guard {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(GuardExtension { timeout: self.timeout, max_depth: self.max_depth, documents: self.documents.clone() })
+        Arc::new(GuardExtension(self.clone()))
     }
 }
 
-struct GuardExtension {
-    timeout: Duration,
-    max_depth: usize,
-    documents: Arc<Documents>,
-}
+/// The guard as an extension, for the subscription schema.
+struct GuardExtension(Guard);
 
 /// Parsed documents by query text: a storefront sends the same few operations over and
 /// over (with different variables), and parsing is a noticeable part of a cheap request.
@@ -167,28 +241,7 @@ impl Documents {
 #[async_trait::async_trait]
 impl Extension for GuardExtension {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let started = Instant::now();
-        let response = match tokio::time::timeout(self.timeout, next.run(ctx)).await {
-            Ok(response) => response,
-            Err(_) => {
-                tracing::warn!(timeout_ms = self.timeout.as_millis() as u64, "graphql operation timed out");
-                Response::from_errors(vec![graphql_error(
-                    Code::Timeout,
-                    format!("the operation took longer than {} ms and was stopped", self.timeout.as_millis()),
-                )])
-            }
-        };
-        let response = with_codes(response);
-        let outcome = if response.errors.is_empty() {
-            "ok"
-        } else if response.data == async_graphql::Value::Null {
-            "refused"
-        } else {
-            "partial"
-        };
-        metrics::counter!("agora_graphql_requests_total", "outcome" => outcome).increment(1);
-        metrics::histogram!("agora_graphql_request_duration_seconds").record(started.elapsed().as_secs_f64());
-        response
+        self.0.limited(next.run(ctx)).await
     }
 
     async fn parse_query(
@@ -198,20 +251,11 @@ impl Extension for GuardExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        // Only documents that passed the depth check are cached.
-        if let Some(document) = self.documents.get(query) {
+        if let Some(document) = self.0.documents.get(query) {
             return Ok(document);
         }
         let document = next.run(ctx, query, variables).await?;
-        let depth = depth::data_depth(&document);
-        if depth > self.max_depth {
-            return Err(graphql_error(
-                Code::BadUserInput,
-                format!("the query nests {depth} levels deep; at most {} are allowed", self.max_depth),
-            ));
-        }
-        self.documents.put(query, &document);
-        Ok(document)
+        self.0.document(query, |_| Ok(document))
     }
 
     fn subscribe<'s>(

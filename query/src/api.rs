@@ -60,9 +60,10 @@ impl QueryApi {
             index,
             updates: OrderUpdates::new(store),
         });
-        let schema = crate::schema::build(shared.clone(), &options.limits, true);
-        let queries = crate::schema::build(shared.clone(), &options.limits, false);
+        // One guard (and cache of parsed documents) for both schemas.
         let guard = Guard::new(&options.limits);
+        let schema = crate::schema::build(shared.clone(), &options.limits, Some(guard.clone()));
+        let queries = crate::schema::build(shared.clone(), &options.limits, None);
         Self { schema, queries, guard, shared, tokens, options: Arc::new(options) }
     }
 

@@ -101,11 +101,11 @@ pub(crate) fn shared<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Shared>, Error> {
 
 /// Build the schema over `shared` with `limits`. Introspection stays on (GraphiQL).
 ///
-/// `guarded` adds the guard as an extension: the schema of subscriptions (WebSocket) needs
+/// `guard`, when given, runs as an extension: the schema of subscriptions (WebSocket) needs
 /// it. Queries and the HTTP endpoint run on a schema without extensions, through
 /// [`Guard::run`]: with any extension registered, async-graphql sends every field of the
 /// answer through the extension chain, about a fifth of a search page's CPU time.
-pub fn build(shared: Arc<Shared>, limits: &Limits, guarded: bool) -> AgoraSchema {
+pub fn build(shared: Arc<Shared>, limits: &Limits, guard: Option<Guard>) -> AgoraSchema {
     let builder = Schema::build(QueryRoot::default(), EmptyMutation, SubscriptionRoot::default())
         .data(shared)
         // The data depth limit is the guard's (introspection excluded); this is a backstop.
@@ -114,7 +114,10 @@ pub fn build(shared: Arc<Shared>, limits: &Limits, guarded: bool) -> AgoraSchema
         // Parser and validator recursion: deeply nested hostile documents fail fast.
         .limit_recursive_depth(RECURSIVE_DEPTH)
         .limit_directives(16);
-    if guarded { builder.extension(Guard::new(limits)).finish() } else { builder.finish() }
+    match guard {
+        Some(guard) => builder.extension(guard).finish(),
+        None => builder.finish(),
+    }
 }
 
 /// Selection nesting the parser and validator accept at all.
@@ -136,8 +139,12 @@ impl Guard {
 
     /// Run `request` on `schema` (built without the guard extension) under the guard.
     pub async fn run(&self, schema: &AgoraSchema, mut request: async_graphql::Request) -> Response {
-        let parsed =
-            self.document(&request.query, |query| async_graphql::parser::parse_query(query).map_err(Into::into));
+        let parsed = match self.documents.get(&request.query) {
+            Some(document) => Ok(document),
+            None => async_graphql::parser::parse_query(&request.query)
+                .map_err(Into::into)
+                .and_then(|document| self.checked(&request.query, document)),
+        };
         match parsed {
             Ok(document) => request.set_parsed_query(document),
             Err(error) => return self.finish(Instant::now(), Response::from_errors(vec![error])),
@@ -175,17 +182,9 @@ impl Guard {
         response
     }
 
-    /// The parsed document of `query`: cached, or parsed by `parse` and checked for depth.
-    /// Only documents that passed the depth check are cached.
-    fn document(
-        &self,
-        query: &str,
-        parse: impl FnOnce(&str) -> ServerResult<ExecutableDocument>,
-    ) -> ServerResult<ExecutableDocument> {
-        if let Some(document) = self.documents.get(query) {
-            return Ok(document);
-        }
-        let document = parse(query)?;
+    /// `document`, just parsed from `query`, if its data depth is within the limit; then
+    /// it is cached (only documents that passed the check are).
+    fn checked(&self, query: &str, document: ExecutableDocument) -> ServerResult<ExecutableDocument> {
         let depth = depth::data_depth(&document, RECURSIVE_DEPTH);
         if depth > self.max_depth {
             return Err(graphql_error(
@@ -255,7 +254,7 @@ impl Extension for GuardExtension {
             return Ok(document);
         }
         let document = next.run(ctx, query, variables).await?;
-        self.0.document(query, |_| Ok(document))
+        self.0.checked(query, document)
     }
 
     fn subscribe<'s>(

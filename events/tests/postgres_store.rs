@@ -124,6 +124,100 @@ async fn group_commit_shares_transactions_but_not_expectations() {
     );
 }
 
+/// Appends expecting a version this store has seen committed insert without looking the
+/// stream up (`known_versions`): two stores over one log (two processes) must still get a
+/// conflict for a version the other one took, never a gap or a doubled version, and a
+/// retried append must still be answered as a replay.
+#[tokio::test]
+async fn appends_after_a_seen_version_still_conflict_and_replay_correctly() {
+    let h = pg_harness().await;
+    let a = h.store.clone();
+    let b = PgEventStore::new(h.db.pool().clone(), PgStoreOptions::default());
+    let s = contract::stream("shared");
+    let append = |expected, event| AppendRequest::new().stream(s.clone(), expected, vec![event]);
+    let version = |result: Result<events::Appended, StoreError>| result.expect("append").events[0].stream_version;
+
+    let first = append(ExpectedVersion::NoStream, contract::event("first"));
+    assert_eq!(version(a.append(first.clone()).await), 1);
+    // The other process appends version 2; `a` still knows only version 1.
+    assert_eq!(version(b.append(append(ExpectedVersion::Exact(1), contract::event("by b"))).await), 2);
+    match a.append(append(ExpectedVersion::Exact(1), contract::event("stale"))).await {
+        Err(StoreError::Conflict { actual, .. }) => assert_eq!(actual, 2),
+        other => panic!("expected a conflict at version 2, got {other:?}"),
+    }
+    // Ahead of the stream: refused, never a gap.
+    match a.append(append(ExpectedVersion::Exact(3), contract::event("ahead"))).await {
+        Err(StoreError::Conflict { actual, .. }) => assert_eq!(actual, 2),
+        other => panic!("expected a conflict at version 2, got {other:?}"),
+    }
+    // A read shows version 2; the append expecting it goes through.
+    assert_eq!(a.read_stream(&s, 1).await.expect("read").len(), 2);
+    let third = append(ExpectedVersion::Exact(2), contract::event("third"));
+    assert_eq!(version(a.append(third.clone()).await), 3);
+    // Retries of stored appends are replays with their first result.
+    for retry in [third, first] {
+        let replay = a.append(retry.clone()).await.expect("replay");
+        assert!(replay.replayed, "a retried append is a replay");
+        assert_eq!(replay.events[0].event_id, retry.streams[0].events[0].event_id);
+    }
+    match a.append(append(ExpectedVersion::NoStream, contract::event("again"))).await {
+        Err(StoreError::Conflict { actual, .. }) => assert_eq!(actual, 3),
+        other => panic!("expected a conflict at version 3, got {other:?}"),
+    }
+    let versions: Vec<i64> =
+        sqlx::query_scalar("select stream_version from event_store.event where stream_id = $1 order by position")
+            .bind(s.as_str())
+            .fetch_all(h.db.pool())
+            .await
+            .expect("versions");
+    assert_eq!(versions, [1, 2, 3]);
+}
+
+/// The same under group commit: a batch of appends at versions known to be free skips the
+/// version read, and one stale version in it (taken by another process) makes only that
+/// append a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_at_seen_versions_refuses_only_the_append_whose_version_was_taken() {
+    let h = pg_harness().await;
+    let a = h.store.clone();
+    let b = PgEventStore::new(h.db.pool().clone(), PgStoreOptions::default());
+    let streams: Vec<StreamId> = (0..24).map(|i| contract::stream(&format!("batch{i}"))).collect();
+    for s in &streams {
+        a.append(AppendRequest::new().stream(s.clone(), ExpectedVersion::NoStream, vec![contract::event("one")]))
+            .await
+            .expect("first event");
+    }
+    let taken = streams[5].clone();
+    b.append(AppendRequest::new().stream(taken.clone(), ExpectedVersion::Exact(1), vec![contract::event("by b")]))
+        .await
+        .expect("b appends version 2");
+    let barrier = Arc::new(tokio::sync::Barrier::new(streams.len()));
+    let tasks: Vec<_> = streams
+        .iter()
+        .map(|s| {
+            let (a, s, barrier) = (a.clone(), s.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let request =
+                    AppendRequest::new().stream(s.clone(), ExpectedVersion::Exact(1), vec![contract::event("two")]);
+                (s, a.append(request).await)
+            })
+        })
+        .collect();
+    for task in tasks {
+        match task.await.expect("task") {
+            (s, Err(StoreError::Conflict { actual, .. })) if s == taken => assert_eq!(actual, 2),
+            (s, Ok(appended)) if s != taken => assert_eq!(appended.events[0].stream_version, 2),
+            (s, other) => panic!("{s}: {other:?}"),
+        }
+    }
+    let (events, top): (i64, i64) = sqlx::query_as("select count(*), max(stream_version) from event_store.event")
+        .fetch_one(h.db.pool())
+        .await
+        .expect("count");
+    assert_eq!((events, top), (48, 2));
+}
+
 /// Concurrent stream reads are answered together (group reads): each read still gets exactly
 /// its own stream's events from its own version, whatever else was read with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,6 +5,9 @@
 //! transactions carry them: a few writer tasks take whatever appends are waiting (never
 //! waiting for more) and store them together with two statements — one reading the current
 //! version of every stream concerned, one inserting every accepted event with its version.
+//! When every append of a batch goes to a stream of its own at a version known to be free
+//! (`known_versions`: a new stream, or the version after one this process saw committed),
+//! the reading is skipped and the insert is the only statement.
 //! The unique `(stream_id, stream_version)` index still settles races with other writers and
 //! processes: a batch that loses one is read and tried again, then falls back to one append
 //! at a time. An append that looks like a version conflict is never refused from the batch's
@@ -14,7 +17,7 @@
 //! database and the application spends most of its time on. With one client, every batch has
 //! one append and takes the plain single-statement path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
@@ -55,6 +58,51 @@ pub fn start(direct: PgEventStore, writers: usize, max_batch: usize) -> mpsc::Se
     })
 }
 
+/// The first version of each append of the batch, when every one is known to be free and no
+/// two name the same stream.
+fn free_versions(direct: &PgEventStore, batch: &[Pending]) -> Option<Vec<u64>> {
+    let mut streams = HashSet::with_capacity(batch.len());
+    batch
+        .iter()
+        .map(|p| {
+            let fresh = streams.insert(p.request.streams[0].stream_id.as_str());
+            direct.free_version(&p.request).filter(|_| fresh)
+        })
+        .collect()
+}
+
+/// Read where every stream of the batch is now and accept, in arrival order, the appends
+/// whose expectation holds; the others are sent on alone. `None` when the read failed (the
+/// batch is left as it was).
+async fn accept_current(direct: &PgEventStore, batch: &mut Vec<Pending>) -> Option<Vec<Accepted>> {
+    let mut names: Vec<&str> = batch.iter().map(|p| p.request.streams[0].stream_id.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let versions = direct.run(async |c| sql::stream_versions(c, &names).await).await.ok()?;
+    let mut current: HashMap<String, u64> =
+        versions.into_iter().map(|(stream, version)| (stream, u64::try_from(version).unwrap_or(0))).collect();
+    let mut accepted: Vec<Accepted> = Vec::with_capacity(batch.len());
+    let mut alone: Vec<Pending> = Vec::new();
+    for pending in batch.drain(..) {
+        let stream = &pending.request.streams[0];
+        let version = current.get(stream.stream_id.as_str()).copied().unwrap_or(0);
+        if stream.expected.accepts(version) {
+            current.insert(stream.stream_id.to_string(), version + stream.events.len() as u64);
+            accepted.push(Accepted { pending, first_version: version + 1 });
+        } else {
+            // Perhaps a conflict, perhaps a stale reading: the database decides, alone.
+            alone.push(pending);
+        }
+    }
+    for pending in alone {
+        let direct = direct.clone();
+        tokio::spawn(async move {
+            let _ = pending.reply.send(direct.append(pending.request).await);
+        });
+    }
+    Some(accepted)
+}
+
 /// An append of the batch, with the versions its events get.
 struct Accepted {
     pending: Pending,
@@ -62,44 +110,27 @@ struct Accepted {
 }
 
 async fn store_batch(direct: &PgEventStore, mut batch: Vec<Pending>) {
+    // First try: when each append of the batch is to a stream of its own at a version known to
+    // be free (see `known_versions`), the versions need no reading.
+    let mut free = free_versions(direct, &batch);
     for _ in 0..BATCH_TRIES {
         let started = Instant::now();
-        // 1. Where every stream of the batch is now.
-        let mut names: Vec<&str> = batch.iter().map(|p| p.request.streams[0].stream_id.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        let versions = match direct.run(async |c| sql::stream_versions(c, &names).await).await {
-            Ok(versions) => versions,
-            Err(_) => break,
+        let accepted: Vec<Accepted> = match free.take() {
+            Some(versions) => batch
+                .drain(..)
+                .zip(versions)
+                .map(|(pending, first_version)| Accepted { pending, first_version })
+                .collect(),
+            None => match accept_current(direct, &mut batch).await {
+                Some(accepted) => accepted,
+                None => break,
+            },
         };
-        let mut current: HashMap<String, u64> =
-            versions.into_iter().map(|(stream, version)| (stream, u64::try_from(version).unwrap_or(0))).collect();
-
-        // 2. Accept, in arrival order, the appends whose expectation holds.
-        let mut accepted: Vec<Accepted> = Vec::with_capacity(batch.len());
-        let mut alone: Vec<Pending> = Vec::new();
-        for pending in batch.drain(..) {
-            let stream = &pending.request.streams[0];
-            let version = current.get(stream.stream_id.as_str()).copied().unwrap_or(0);
-            if stream.expected.accepts(version) {
-                current.insert(stream.stream_id.to_string(), version + stream.events.len() as u64);
-                accepted.push(Accepted { pending, first_version: version + 1 });
-            } else {
-                // Perhaps a conflict, perhaps a stale reading: the database decides, alone.
-                alone.push(pending);
-            }
-        }
-        for pending in alone {
-            let direct = direct.clone();
-            tokio::spawn(async move {
-                let _ = pending.reply.send(direct.append(pending.request).await);
-            });
-        }
         if accepted.is_empty() {
             return;
         }
 
-        // 3. One insert of every accepted event, in stream order (one global lock order).
+        // One insert of every accepted event, in stream order (one global lock order).
         let mut rows: Vec<sql::BatchRow<'_>> = accepted
             .iter()
             .flat_map(|a| {
@@ -117,6 +148,11 @@ async fn store_batch(direct: &PgEventStore, mut batch: Vec<Pending>) {
                 drop(rows);
                 direct.wakeup.appended();
                 metrics::histogram!("agora_append_duration_seconds").record(started.elapsed().as_secs_f64());
+                for a in &accepted {
+                    let stream = &a.pending.request.streams[0];
+                    let last = a.first_version + stream.events.len() as u64 - 1;
+                    direct.known.saw(stream.stream_id.as_str(), last);
+                }
                 let by_id: HashMap<Uuid, (i64, i64)> =
                     stored.into_iter().map(|row| (row.event_id, (row.transaction_id, row.position))).collect();
                 for a in accepted {

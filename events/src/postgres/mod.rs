@@ -12,6 +12,7 @@ mod connections;
 mod errors;
 mod group_commit;
 mod group_read;
+mod known_versions;
 mod sql;
 mod wakeup;
 
@@ -32,10 +33,11 @@ use uuid::Uuid;
 use crate::envelope::{RecordedEvent, StreamId};
 use crate::position::LogPosition;
 use crate::store::{
-    AppendRequest, Appended, AppendedEvent, Capabilities, EventStore, EventStream, Result, StoreError, StoredResponse,
-    SubscriptionOptions,
+    AppendRequest, Appended, AppendedEvent, Capabilities, EventStore, EventStream, ExpectedVersion, Result, StoreError,
+    StoredResponse, SubscriptionOptions,
 };
 use errors::{Failure, Kind, classify};
+use known_versions::KnownVersions;
 use wakeup::Wakeup;
 
 /// The migrations of the event store schema (`event_store`).
@@ -115,7 +117,12 @@ pub struct PgEventStore {
     reads: Option<tokio::sync::mpsc::Sender<group_read::PendingRead>>,
     /// Stream reads under way in this process: alone, a read skips the queue.
     reads_in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// Stream versions seen committed: appends expecting one of them skip the version lookup.
+    known: Arc<KnownVersions>,
 }
+
+/// Streams whose latest seen version a store remembers.
+const KNOWN_STREAMS: usize = 100_000;
 
 /// Counts an append as under way while it lives.
 struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
@@ -158,6 +165,7 @@ impl PgEventStore {
             in_flight: Arc::default(),
             reads: None,
             reads_in_flight: Arc::default(),
+            known: Arc::new(KnownVersions::new(KNOWN_STREAMS)),
         };
         if writers > 0 {
             store.group = Some(group_commit::start(store.clone(), writers, max_batch));
@@ -185,6 +193,37 @@ impl PgEventStore {
         result
     }
 
+    /// For an append to one stream whose first event goes to a version known to be free of
+    /// gaps (a new stream, or the version after one seen committed), that version.
+    fn free_version(&self, request: &AppendRequest) -> Option<u64> {
+        let [stream] = request.streams.as_slice() else { return None };
+        if request.idempotency.is_some() {
+            return None;
+        }
+        match stream.expected {
+            ExpectedVersion::NoStream => Some(1),
+            ExpectedVersion::Exact(n) if self.known.has(stream.stream_id.as_str(), n) => n.checked_add(1),
+            _ => None,
+        }
+    }
+
+    /// Remember the versions a committed append stored.
+    fn saw_appended(&self, appended: &Appended) {
+        for event in &appended.events {
+            self.known.saw(event.stream_id.as_str(), event.stream_version);
+        }
+    }
+
+    /// Remember the latest version of each stream in events read from the log.
+    fn saw_read(&self, events: &[RecordedEvent]) {
+        // Events come stream by stream, in version order: the last of each run is its latest.
+        for (i, event) in events.iter().enumerate() {
+            if events.get(i + 1).is_none_or(|next| next.stream_id != event.stream_id) {
+                self.known.saw(event.stream_id.as_str(), event.stream_version);
+            }
+        }
+    }
+
     /// One stream read as its own statement.
     async fn read_stream_direct(&self, stream: &StreamId, from_version: u64) -> Result<Vec<RecordedEvent>> {
         self.run(async |c| sql::read_stream(c, stream, from_version).await).await.map_err(errors::store_error)
@@ -204,7 +243,9 @@ impl PgEventStore {
     /// aborted; a conflict still names the stream and its actual version.
     pub async fn append_in(&self, conn: &mut PgConnection, request: AppendRequest) -> Result<Appended> {
         request.validate()?;
-        let failure = match attempt(&mut *conn, &request).await {
+        // Never the lookup-free insert here: its refusal would abort the caller's transaction
+        // where the checked statement just appends nothing.
+        let failure = match attempt(&mut *conn, &request, None).await {
             Ok(Some(rows)) => return Ok(appended(&request, rows, false)),
             Ok(None) => None,
             Err(error) => Some(error),
@@ -318,10 +359,18 @@ impl PgEventStore {
 }
 
 /// One try at an append: `Ok(None)` when the single-event statement found the stream at
-/// another version.
-async fn attempt(conn: &mut PgConnection, request: &AppendRequest) -> sqlx::Result<Option<Vec<sql::AppendedRow>>> {
-    match request.streams.as_slice() {
-        [stream] if stream.events.len() == 1 && request.idempotency.is_none() => {
+/// another version. With `free_version`, the one event is inserted at that version without
+/// looking at the stream (see `known_versions`).
+async fn attempt(
+    conn: &mut PgConnection,
+    request: &AppendRequest,
+    free_version: Option<u64>,
+) -> sqlx::Result<Option<Vec<sql::AppendedRow>>> {
+    match (request.streams.as_slice(), free_version) {
+        ([stream], Some(version)) if stream.events.len() == 1 => {
+            Ok(Some(vec![sql::insert_one(conn, &stream.stream_id, version, &stream.events[0]).await?]))
+        }
+        ([stream], _) if stream.events.len() == 1 && request.idempotency.is_none() => {
             let row = sql::append_one(conn, &stream.stream_id, stream.expected, &stream.events[0]).await?;
             Ok(row.map(|row| vec![row]))
         }
@@ -426,16 +475,33 @@ impl EventStore for PgEventStore {
         }
         let mut retries = 0;
         let started = std::time::Instant::now();
+        // Only the first try may skip the version lookup: a retry follows a lost race.
+        let mut free_version = self.free_version(&request).filter(|_| request.event_count() == 1);
         loop {
-            let failure = match self.run(async |conn| attempt(conn, &request).await).await {
+            let failure = match self.run(async |conn| attempt(conn, &request, free_version).await).await {
                 Ok(Some(rows)) => {
                     self.wakeup.appended();
                     metrics::histogram!("agora_append_duration_seconds").record(started.elapsed().as_secs_f64());
-                    return Ok(appended(&request, rows, false));
+                    let appended = appended(&request, rows, false);
+                    self.saw_appended(&appended);
+                    return Ok(appended);
                 }
                 Ok(None) => None,
+                Err(error) if free_version.take().is_some() && classify(&error) == Kind::StreamRace => {
+                    // The version after one known to be committed is taken: a conflict,
+                    // unless these very events took it (a replay).
+                    match self.replayed(&request).await {
+                        Ok(Some(appended)) => return Ok(appended),
+                        Ok(None) => {
+                            metrics::counter!("agora_append_conflicts_total").increment(1);
+                            return Err(self.conflict_or(&request, errors::store_error(error)).await);
+                        }
+                        Err(lookup) => return Err(lookup),
+                    }
+                }
                 Err(error) => Some(error),
             };
+            free_version = None;
             match self.explain_failure(&request, failure).await {
                 Failure::Replayed(appended) => return Ok(appended),
                 Failure::Conflict(conflict) => {
@@ -467,14 +533,19 @@ impl EventStore for PgEventStore {
             let (reply, answer) = tokio::sync::oneshot::channel();
             let read = group_read::PendingRead { stream: stream.clone(), from_version, reply };
             reads.send(read).await.map_err(|_| group_commit::closed())?;
-            return answer.await.map_err(|_| group_commit::closed())?;
+            let events = answer.await.map_err(|_| group_commit::closed())??;
+            self.saw_read(&events);
+            return Ok(events);
         }
-        self.read_stream_direct(stream, from_version).await
+        let events = self.read_stream_direct(stream, from_version).await?;
+        self.saw_read(&events);
+        Ok(events)
     }
 
     async fn read_streams(&self, streams: &[StreamId]) -> Result<Vec<Vec<RecordedEvent>>> {
         let names: Vec<&str> = streams.iter().map(StreamId::as_str).collect();
         let events = self.run(async |c| sql::read_streams(c, &names).await).await.map_err(errors::store_error)?;
+        self.saw_read(&events);
         let mut by_stream: HashMap<&str, Vec<RecordedEvent>> = HashMap::with_capacity(streams.len());
         for event in events {
             let key = names.iter().find(|n| **n == event.stream_id.as_str()).copied().unwrap_or("");

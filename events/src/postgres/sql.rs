@@ -24,6 +24,16 @@ pub struct AppendedRow {
     pub position: i64,
 }
 
+/// A row of `returning event_id, stream_version, transaction_id, position`.
+fn appended_row(row: PgRow) -> sqlx::Result<AppendedRow> {
+    Ok(AppendedRow {
+        event_id: row.try_get(0)?,
+        stream_version: row.try_get(1)?,
+        transaction_id: row.try_get(2)?,
+        position: row.try_get(3)?,
+    })
+}
+
 fn expected_code(expected: ExpectedVersion) -> i64 {
     match expected {
         ExpectedVersion::Any => -1,
@@ -84,14 +94,7 @@ pub async fn append<'c>(executor: impl PgExecutor<'c>, request: &AppendRequest) 
     .bind(idempotency.map(|r| r.request_hash.as_str()))
     .bind(idempotency.map(|r| i32::from(r.response_status)))
     .bind(body)
-    .try_map(|row: PgRow| {
-        Ok(AppendedRow {
-            event_id: row.try_get(0)?,
-            stream_version: row.try_get(1)?,
-            transaction_id: row.try_get(2)?,
-            position: row.try_get(3)?,
-        })
-    })
+    .try_map(appended_row)
     .fetch_all(executor)
     .await
 }
@@ -123,15 +126,37 @@ pub async fn append_one<'c>(
     .bind(event.metadata.causation_id)
     .bind(event.metadata.actor.as_deref())
     .bind(expected_code(expected))
-    .try_map(|row: PgRow| {
-        Ok(AppendedRow {
-            event_id: row.try_get(0)?,
-            stream_version: row.try_get(1)?,
-            transaction_id: row.try_get(2)?,
-            position: row.try_get(3)?,
-        })
-    })
+    .try_map(appended_row)
     .fetch_optional(executor)
+    .await
+}
+
+/// One event for one stream at a version already known to be free of gaps (`version` - 1
+/// is committed, or `version` is 1): a plain insert, no look at the stream. The unique
+/// `(stream_id, stream_version)` index refuses it when the version is taken.
+pub async fn insert_one<'c>(
+    executor: impl PgExecutor<'c>,
+    stream: &StreamId,
+    version: u64,
+    event: &crate::envelope::NewEvent,
+) -> sqlx::Result<AppendedRow> {
+    sqlx::query(
+        "insert into event_store.event (event_id, stream_id, stream_version, event_type, schema_version, data, \
+                                        correlation_id, causation_id, actor) \
+         values ($1, $2, $3, $4, $5, $6::json, $7, $8, $9) \
+         returning event_id, stream_version, transaction_id, position",
+    )
+    .bind(event.event_id)
+    .bind(stream.as_str())
+    .bind(i64::try_from(version).unwrap_or(i64::MAX))
+    .bind(event.event_type.as_str())
+    .bind(i32::try_from(event.schema_version).unwrap_or(i32::MAX))
+    .bind(event.data.as_str())
+    .bind(event.metadata.correlation_id)
+    .bind(event.metadata.causation_id)
+    .bind(event.metadata.actor.as_deref())
+    .try_map(appended_row)
+    .fetch_one(executor)
     .await
 }
 
@@ -185,14 +210,7 @@ pub async fn insert_batch<'c>(executor: impl PgExecutor<'c>, rows: &[BatchRow<'_
     .bind(correlation_ids)
     .bind(causation_ids)
     .bind(actors)
-    .try_map(|row: PgRow| {
-        Ok(AppendedRow {
-            event_id: row.try_get(0)?,
-            stream_version: row.try_get(1)?,
-            transaction_id: row.try_get(2)?,
-            position: row.try_get(3)?,
-        })
-    })
+    .try_map(appended_row)
     .fetch_all(executor)
     .await
 }

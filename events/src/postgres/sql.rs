@@ -99,6 +99,24 @@ pub async fn append<'c>(executor: impl PgExecutor<'c>, request: &AppendRequest) 
     .await
 }
 
+/// A statement about one event of one stream, with `$1`-`$8` bound: event id, stream, type,
+/// schema version, data, correlation id, causation id, actor.
+fn one_event<'q>(
+    sql: &'static str,
+    stream: &'q StreamId,
+    event: &'q crate::envelope::NewEvent,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
+        .bind(event.event_id)
+        .bind(stream.as_str())
+        .bind(event.event_type.as_str())
+        .bind(i32::try_from(event.schema_version).unwrap_or(i32::MAX))
+        .bind(event.data.as_str())
+        .bind(event.metadata.correlation_id)
+        .bind(event.metadata.causation_id)
+        .bind(event.metadata.actor.as_deref())
+}
+
 /// The common case, one event for one stream, as one plain statement: no function call, no
 /// arrays (measured: ~1.5x the throughput of the general path). No row comes back when the
 /// stream is not at the expected version.
@@ -108,7 +126,7 @@ pub async fn append_one<'c>(
     expected: ExpectedVersion,
     event: &crate::envelope::NewEvent,
 ) -> sqlx::Result<Option<AppendedRow>> {
-    sqlx::query(
+    one_event(
         "insert into event_store.event (transaction_id, event_id, stream_id, stream_version, event_type, \
                                         schema_version, data, correlation_id, causation_id, actor) \
          select pg_current_xact_id()::text::bigint, $1, $2, coalesce(max(stream_version), 0) + 1, $3, $4, $5::json, \
@@ -116,15 +134,9 @@ pub async fn append_one<'c>(
            from event_store.event where stream_id = $2 \
          having $9::bigint < 0 or coalesce(max(stream_version), 0) = $9 \
          returning event_id, stream_version, transaction_id, position",
+        stream,
+        event,
     )
-    .bind(event.event_id)
-    .bind(stream.as_str())
-    .bind(event.event_type.as_str())
-    .bind(i32::try_from(event.schema_version).unwrap_or(i32::MAX))
-    .bind(event.data.as_str())
-    .bind(event.metadata.correlation_id)
-    .bind(event.metadata.causation_id)
-    .bind(event.metadata.actor.as_deref())
     .bind(expected_code(expected))
     .try_map(appended_row)
     .fetch_optional(executor)
@@ -140,21 +152,15 @@ pub async fn insert_one<'c>(
     version: u64,
     event: &crate::envelope::NewEvent,
 ) -> sqlx::Result<AppendedRow> {
-    sqlx::query(
-        "insert into event_store.event (event_id, stream_id, stream_version, event_type, schema_version, data, \
-                                        correlation_id, causation_id, actor) \
-         values ($1, $2, $3, $4, $5, $6::json, $7, $8, $9) \
+    one_event(
+        "insert into event_store.event (event_id, stream_id, event_type, schema_version, data, correlation_id, \
+                                        causation_id, actor, stream_version) \
+         values ($1, $2, $3, $4, $5::json, $6, $7, $8, $9) \
          returning event_id, stream_version, transaction_id, position",
+        stream,
+        event,
     )
-    .bind(event.event_id)
-    .bind(stream.as_str())
     .bind(i64::try_from(version).unwrap_or(i64::MAX))
-    .bind(event.event_type.as_str())
-    .bind(i32::try_from(event.schema_version).unwrap_or(i32::MAX))
-    .bind(event.data.as_str())
-    .bind(event.metadata.correlation_id)
-    .bind(event.metadata.causation_id)
-    .bind(event.metadata.actor.as_deref())
     .try_map(appended_row)
     .fetch_one(executor)
     .await

@@ -148,11 +148,6 @@ async fn store_batch(direct: &PgEventStore, mut batch: Vec<Pending>) {
                 drop(rows);
                 direct.wakeup.appended();
                 metrics::histogram!("agora_append_duration_seconds").record(started.elapsed().as_secs_f64());
-                for a in &accepted {
-                    let stream = &a.pending.request.streams[0];
-                    let last = a.first_version + stream.events.len() as u64 - 1;
-                    direct.known.saw(stream.stream_id.as_str(), last);
-                }
                 let by_id: HashMap<Uuid, (i64, i64)> =
                     stored.into_iter().map(|row| (row.event_id, (row.transaction_id, row.position))).collect();
                 for a in accepted {
@@ -174,7 +169,9 @@ async fn store_batch(direct: &PgEventStore, mut batch: Vec<Pending>) {
                             }
                         })
                         .collect();
-                    let _ = a.pending.reply.send(Ok(Appended { events, replayed: false }));
+                    let appended = Appended { events, replayed: false };
+                    direct.saw_appended(&appended);
+                    let _ = a.pending.reply.send(Ok(appended));
                 }
                 return;
             }
